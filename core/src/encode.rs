@@ -1,0 +1,403 @@
+//! The encoder: tensor bytes in, frame bytes out.
+//!
+//! Work is split so that callers can parallelise it: [`Encoder::new`] makes one pass over the
+//! tensor (histograms, tables, checksum), [`Encoder::encode_tile`] codes one tile independently
+//! of the others, and [`Encoder::finish`] assembles the frame.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::ans::{enc_table, encode_lanes, initial_states, EncSym};
+use crate::elem::ElemType;
+use crate::error::Error;
+use crate::frame::{
+    descriptor, div_ceil, matrix_view, pad4, TileExtent, TileMode, FIXED_HEADER, FLAG_CONTENT_CHECKSUM, STATES_BYTES,
+};
+use crate::stats::PlaneHistogram;
+use crate::table::{quantize, stored_len};
+use crate::{CARRY_SYMBOLS, FORMAT_VERSION, MAGIC, MAX_RANK, MAX_TABLES, MAX_TILE_SYMBOLS};
+
+/// Encoder settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Tile rows (GEMM N direction).
+    pub tile_rows: u32,
+    /// Tile columns in units (GEMM K direction).
+    pub tile_cols: u32,
+    /// Frequencies sum to `2^scale_bits` (8..=12).
+    pub scale_bits: u8,
+    /// Store an XXH64 of the decoded tensor, checked by whole-tensor decodes.
+    pub content_checksum: bool,
+    /// Consider entropy-coding every plane, not just plane 0 (denser, two or more coded symbols
+    /// per element to decode).
+    pub dense: bool,
+    /// Up to this many tables per coded plane, each tile using the one that codes it best.
+    pub max_tables: u8,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            tile_rows: 64,
+            tile_cols: 512,
+            scale_bits: 12,
+            content_checksum: true,
+            dense: false,
+            max_tables: 1,
+        }
+    }
+}
+
+/// One encoded tile: its record bytes and its index descriptors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedTile {
+    /// The tile record (sections of every plane, each padded to 4 bytes).
+    pub bytes: Vec<u8>,
+    modes: [TileMode; 4],
+}
+
+impl EncodedTile {
+    /// How plane `p` was stored.
+    pub fn mode(&self, p: usize) -> TileMode {
+        self.modes[p]
+    }
+}
+
+struct CodedPlane {
+    /// Stored tables.
+    stored: Vec<Vec<u8>>,
+    enc: Vec<[EncSym; 256]>,
+    /// Table per tile (empty when there is one table).
+    tile_table: Vec<u8>,
+}
+
+/// A tensor prepared for encoding.
+pub struct Encoder<'a> {
+    data: &'a [u8],
+    elem: ElemType,
+    dims: [u64; MAX_RANK],
+    rank: usize,
+    rows: u64,
+    cols: u64,
+    grid_cols: u64,
+    tiles: u64,
+    opts: EncodeOptions,
+    planes: [Option<CodedPlane>; 4],
+    content_sum: Option<u64>,
+}
+
+/// Encode a tensor in one call (single-threaded; see [`Encoder`] to spread tiles over threads).
+pub fn encode(data: &[u8], elem: ElemType, shape: &[u64], opts: &EncodeOptions) -> Result<Vec<u8>, Error> {
+    let enc = Encoder::new(data, elem, shape, opts)?;
+    let tiles: Vec<EncodedTile> = (0..enc.num_tiles()).map(|t| enc.encode_tile(t)).collect();
+    enc.finish(&tiles)
+}
+
+/// Bits to code `counts` with frequencies `freqs` (all counted symbols must have a frequency).
+fn cross_entropy_bits(counts: &[u64; 256], freqs: &[u32; 256], scale_bits: u8) -> f64 {
+    let m = f64::from(1u32 << scale_bits);
+    counts.iter().zip(freqs).filter(|(&c, _)| c > 0).map(|(&c, &f)| c as f64 * libm::log2(m / f64::from(f))).sum()
+}
+
+fn store_table(freqs: &[u32; 256]) -> Vec<u8> {
+    let mut out = vec![0u8; 32];
+    for (s, &f) in freqs.iter().enumerate() {
+        if f > 0 {
+            out[s / 8] |= 1 << (s % 8);
+            out.extend_from_slice(&((f - 1) as u16).to_le_bytes());
+        }
+    }
+    debug_assert_eq!(out.len(), stored_len(freqs.iter().filter(|&&f| f > 0).count()));
+    out
+}
+
+impl<'a> Encoder<'a> {
+    /// Validate the input, gather statistics and build the tables.
+    pub fn new(data: &'a [u8], elem: ElemType, shape: &[u64], opts: &EncodeOptions) -> Result<Self, Error> {
+        if shape.len() > MAX_RANK {
+            return Err(Error::BadRank(shape.len() as u8));
+        }
+        if opts.tile_rows == 0
+            || opts.tile_cols == 0
+            || u64::from(opts.tile_rows) * u64::from(opts.tile_cols) > MAX_TILE_SYMBOLS
+        {
+            return Err(Error::BadTileShape { rows: opts.tile_rows, cols: opts.tile_cols });
+        }
+        if !crate::SCALE_BITS_RANGE.contains(&opts.scale_bits) {
+            return Err(Error::BadScaleBits(opts.scale_bits));
+        }
+        if opts.max_tables == 0 || opts.max_tables as usize > MAX_TABLES {
+            return Err(Error::BadOption("max_tables must be 1..=16"));
+        }
+        let (rows, cols) = matrix_view(elem, shape).ok_or(Error::BadShape)?;
+        let expected = rows * cols * elem.planes() as u64;
+        if data.len() as u64 != expected {
+            return Err(Error::BufferSize { expected, actual: data.len() as u64 });
+        }
+        let mut dims = [0u64; MAX_RANK];
+        dims[..shape.len()].copy_from_slice(shape);
+        let grid_rows = div_ceil(rows, u64::from(opts.tile_rows));
+        let grid_cols = div_ceil(cols, u64::from(opts.tile_cols));
+        let tiles = if rows == 0 || cols == 0 { 0 } else { grid_rows * grid_cols };
+        let mut enc = Encoder {
+            data,
+            elem,
+            dims,
+            rank: shape.len(),
+            rows,
+            cols,
+            grid_cols,
+            tiles,
+            opts: opts.clone(),
+            planes: [None, None, None, None],
+            content_sum: opts.content_checksum.then(|| xxhash_rust::xxh64::xxh64(data, 0)),
+        };
+        if tiles == 0 {
+            return Ok(enc);
+        }
+        let mut hist = PlaneHistogram::new(elem);
+        hist.add(data);
+        let candidates = if opts.dense { elem.planes() } else { 1 };
+        for p in 0..candidates {
+            enc.planes[p] = enc.plan_plane(p, &hist.counts[p]);
+        }
+        Ok(enc)
+    }
+
+    /// Tables for plane `p`, or `None` when storing it raw is estimated to be smaller.
+    fn plan_plane(&self, p: usize, counts: &[u64; 256]) -> Option<CodedPlane> {
+        let bits = self.opts.scale_bits;
+        let n: u64 = counts.iter().sum();
+        let present: [bool; 256] = core::array::from_fn(|s| counts[s] > 0);
+        let one = quantize(counts, &present, bits);
+        // Fixed cost per coded tile: lane states, descriptor, padding.
+        let per_tile_bits = 8.0 * (STATES_BYTES + 4 + 2) as f64;
+        let table_bits = |k: usize| 8.0 * (k * stored_len(present.iter().filter(|&&x| x).count())) as f64;
+        let mut best_cost = cross_entropy_bits(counts, &one, bits) + table_bits(1);
+        let mut best = (vec![one], Vec::new());
+        if self.opts.max_tables > 1 {
+            if let Some((tables, assign, cost)) = self.cluster(p, &present) {
+                let cost = cost + table_bits(tables.len());
+                if cost < best_cost {
+                    best_cost = cost;
+                    best = (tables, assign);
+                }
+            }
+        }
+        if best_cost + per_tile_bits * self.tiles as f64 >= 8.0 * n as f64 {
+            return None;
+        }
+        let (tables, tile_table) = best;
+        Some(CodedPlane {
+            stored: tables.iter().map(store_table).collect(),
+            enc: tables.iter().map(|f| enc_table(f, bits)).collect(),
+            tile_table,
+        })
+    }
+
+    /// k-means over tile histograms: up to `max_tables` tables, each tile with its cheapest.
+    /// Returns tables, the table of each tile, and the coded bits.
+    #[allow(clippy::type_complexity)]
+    fn cluster(&self, p: usize, present: &[bool; 256]) -> Option<(Vec<[u32; 256]>, Vec<u8>, f64)> {
+        let bits = self.opts.scale_bits;
+        let hists: Vec<[u64; 256]> = (0..self.tiles)
+            .map(|t| {
+                let mut h = [0u64; 256];
+                self.for_each_symbol(self.extent(t), |unit| h[self.elem.plane_byte(unit, p) as usize] += 1);
+                h
+            })
+            .collect();
+        let k = (self.opts.max_tables as usize).min(hists.len());
+        if k < 2 {
+            return None;
+        }
+        // Seed clusters by each tile's mean symbol, split into k quantiles.
+        let mean = |h: &[u64; 256]| {
+            let n: u64 = h.iter().sum();
+            h.iter().enumerate().map(|(s, &c)| s as u64 * c).sum::<u64>() as f64 / n.max(1) as f64
+        };
+        let mut order: Vec<usize> = (0..hists.len()).collect();
+        order.sort_by(|&a, &b| mean(&hists[a]).total_cmp(&mean(&hists[b])));
+        let mut assign = vec![0u8; hists.len()];
+        for (rank, &t) in order.iter().enumerate() {
+            assign[t] = (rank * k / hists.len()) as u8;
+        }
+        let mut tables = Vec::new();
+        let mut cost = f64::INFINITY;
+        for _ in 0..6 {
+            let mut sums = vec![[0u64; 256]; k];
+            for (h, &a) in hists.iter().zip(&assign) {
+                for (x, y) in sums[a as usize].iter_mut().zip(h) {
+                    *x += y;
+                }
+            }
+            tables = sums.iter().map(|s| quantize(s, present, bits)).collect::<Vec<_>>();
+            let mut total = 0.0;
+            for (h, a) in hists.iter().zip(assign.iter_mut()) {
+                let (best, c) = tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (i, cross_entropy_bits(h, f, bits)))
+                    .min_by(|x, y| x.1.total_cmp(&y.1))
+                    .expect("k >= 2");
+                *a = best as u8;
+                total += c;
+            }
+            if total >= cost {
+                break;
+            }
+            cost = total;
+        }
+        Some((tables, assign, cost))
+    }
+
+    /// Number of tiles.
+    pub fn num_tiles(&self) -> u64 {
+        self.tiles
+    }
+
+    /// Planes that will be entropy-coded, as a bit mask.
+    pub fn coded_mask(&self) -> u8 {
+        (0..4).filter(|&p| self.planes[p].is_some()).fold(0, |m, p| m | 1 << p)
+    }
+
+    fn extent(&self, t: u64) -> TileExtent {
+        let (i, j) = (t / self.grid_cols, t % self.grid_cols);
+        let row0 = i * u64::from(self.opts.tile_rows);
+        let col0 = j * u64::from(self.opts.tile_cols);
+        TileExtent {
+            row0,
+            col0,
+            rows: (self.rows - row0).min(u64::from(self.opts.tile_rows)) as u32,
+            cols: (self.cols - col0).min(u64::from(self.opts.tile_cols)) as u32,
+        }
+    }
+
+    /// Visit the units of a tile in tile order (column-major).
+    fn for_each_symbol(&self, e: TileExtent, mut f: impl FnMut(&[u8])) {
+        let unit = self.elem.planes();
+        let stride = self.cols as usize * unit;
+        for c in 0..e.cols as usize {
+            let mut at = e.row0 as usize * stride + (e.col0 as usize + c) * unit;
+            for _ in 0..e.rows {
+                f(&self.data[at..at + unit]);
+                at += stride;
+            }
+        }
+    }
+
+    /// Encode tile `t` (< [`Self::num_tiles`]).
+    pub fn encode_tile(&self, t: u64) -> EncodedTile {
+        let e = self.extent(t);
+        let n = e.symbols();
+        let unit = self.elem.planes();
+        let mut planes: [Vec<u8>; 4] = Default::default();
+        for plane in planes.iter_mut().take(unit) {
+            plane.reserve_exact(n);
+        }
+        self.for_each_symbol(e, |u| {
+            let mut u4 = [0u8; 4];
+            u4[..unit].copy_from_slice(u);
+            self.elem.forward(&mut u4[..unit]);
+            for (p, plane) in planes.iter_mut().enumerate().take(unit) {
+                plane.push(u4[unit - 1 - p]);
+            }
+        });
+        let mut out = Vec::with_capacity(n * unit / 2 + 256);
+        let mut modes = [TileMode::Raw; 4];
+        let mut words = Vec::new();
+        let mut prev_carries = false;
+        for p in 0..unit {
+            let syms = &planes[p];
+            let next_is_raw = p + 1 < unit && self.planes[p + 1].is_none();
+            let stored_raw = if prev_carries { n - CARRY_SYMBOLS } else { n };
+            let mut carries = false;
+            let mut mode = TileMode::Raw;
+            if let Some(cp) = &self.planes[p] {
+                if syms.iter().all(|&s| s == syms[0]) {
+                    mode = TileMode::Const { symbol: syms[0] };
+                } else {
+                    let tid = cp.tile_table.get(t as usize).copied().unwrap_or(0);
+                    let carry = (next_is_raw && n >= CARRY_SYMBOLS).then(|| &planes[p + 1][..]);
+                    words.clear();
+                    let init = initial_states(n, carry);
+                    let states = encode_lanes(syms, &cp.enc[tid as usize], self.opts.scale_bits, init, &mut words);
+                    let ans = pad4(STATES_BYTES + 2 * words.len());
+                    let saved = if carry.is_some() { pad4(n) - pad4(n - CARRY_SYMBOLS) } else { 0 };
+                    if ans < pad4(stored_raw) + saved {
+                        mode = TileMode::Ans { table: tid, words: words.len() as u32 };
+                        carries = carry.is_some();
+                        for s in states {
+                            out.extend_from_slice(&s.to_le_bytes());
+                        }
+                        for w in &words {
+                            out.extend_from_slice(&w.to_le_bytes());
+                        }
+                    }
+                }
+            }
+            if mode == TileMode::Raw {
+                out.extend_from_slice(&syms[..stored_raw]);
+            }
+            out.resize(pad4(out.len()), 0);
+            modes[p] = mode;
+            prev_carries = carries;
+        }
+        EncodedTile { bytes: out, modes }
+    }
+
+    /// Assemble the frame from every tile's encoding, in tile order.
+    pub fn finish(&self, tiles: &[EncodedTile]) -> Result<Vec<u8>, Error> {
+        if tiles.len() as u64 != self.tiles {
+            return Err(Error::BadOption("finish needs every tile, in order"));
+        }
+        let coded_mask = self.coded_mask();
+        let mut h = Vec::new();
+        h.extend_from_slice(&MAGIC);
+        h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let flags = if self.content_sum.is_some() { FLAG_CONTENT_CHECKSUM } else { 0 };
+        h.extend_from_slice(&flags.to_le_bytes());
+        h.push(self.elem.code());
+        h.push(self.rank as u8);
+        h.push(self.opts.scale_bits);
+        h.push(coded_mask);
+        h.extend_from_slice(&self.opts.tile_rows.to_le_bytes());
+        h.extend_from_slice(&self.opts.tile_cols.to_le_bytes());
+        h.extend_from_slice(&[0; 12]); // header_len, payload_len: filled below
+        debug_assert_eq!(h.len(), FIXED_HEADER);
+        for d in &self.dims[..self.rank] {
+            h.extend_from_slice(&d.to_le_bytes());
+        }
+        for cp in self.planes.iter().flatten() {
+            h.push(cp.stored.len() as u8);
+            for t in &cp.stored {
+                h.extend_from_slice(t);
+            }
+        }
+        h.resize(pad4(h.len()), 0);
+        let mut offset = 0u64;
+        for tile in tiles {
+            let words = u32::try_from(offset).map_err(|_| Error::TooLarge)?;
+            h.extend_from_slice(&words.to_le_bytes());
+            for p in 0..self.elem.planes() {
+                if coded_mask >> p & 1 == 1 {
+                    h.extend_from_slice(&descriptor(tile.modes[p]).to_le_bytes());
+                }
+            }
+            offset += (tile.bytes.len() / 4) as u64;
+        }
+        if let Some(sum) = self.content_sum {
+            h.extend_from_slice(&sum.to_le_bytes());
+        }
+        let header_len = u32::try_from(h.len() + 8).map_err(|_| Error::TooLarge)?;
+        h[20..24].copy_from_slice(&header_len.to_le_bytes());
+        h[24..32].copy_from_slice(&(offset * 4).to_le_bytes());
+        let sum = xxhash_rust::xxh64::xxh64(&h, 0);
+        h.extend_from_slice(&sum.to_le_bytes());
+        h.reserve_exact(offset as usize * 4);
+        for tile in tiles {
+            h.extend_from_slice(&tile.bytes);
+        }
+        Ok(h)
+    }
+}
