@@ -61,10 +61,10 @@ pub(crate) fn initial_states(n: usize, carry: Option<&[u8]>) -> [u32; LANES] {
     if let Some(raw) = carry {
         debug_assert!(n >= crate::CARRY_SYMBOLS && raw.len() == n);
         let first = n - crate::CARRY_SYMBOLS;
-        for j in first..n {
-            let lane = j % LANES;
-            let shift = if j < first + LANES { 0 } else { 8 };
-            x[lane] |= u32::from(raw[j]) << shift;
+        for (k, &b) in raw[first..].iter().enumerate() {
+            let j = first + k;
+            let shift = if k < LANES { 0 } else { 8 };
+            x[j % LANES] |= u32::from(b) << shift;
         }
     }
     x
@@ -82,11 +82,11 @@ mod enc {
     /// division-free `x / freq` (Alverson's method, as in ryg_rans).
     #[derive(Clone, Copy, Default)]
     pub(crate) struct EncSym {
-        freq: u32,
-        cum: u32,
-        x_max: u64,
-        rcp: u64,
-        shift: u32,
+        pub(crate) freq: u32,
+        pub(crate) cum: u32,
+        pub(crate) x_max: u64,
+        pub(crate) rcp: u64,
+        pub(crate) shift: u32,
     }
 
     /// Encoder entries for a frequency table.
@@ -100,7 +100,7 @@ mod enc {
             // Smallest shift with 2^shift >= f; rcp = ceil(2^(32+shift) / f).
             let shift = 32 - (f - 1).leading_zeros().min(32);
             let shift = if f == 1 { 0 } else { shift };
-            let rcp = ((1u128 << (32 + shift)) + u128::from(f) - 1) / u128::from(f);
+            let rcp = (1u128 << (32 + shift)).div_ceil(u128::from(f));
             out[s] =
                 EncSym { freq: f, cum, x_max: u64::from(f) << (32 - u32::from(scale_bits)), rcp: rcp as u64, shift };
             cum += f;

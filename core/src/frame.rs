@@ -364,7 +364,7 @@ impl<'a> Frame<'a> {
         let mut sections = [Section { mode: TileMode::Raw, at: 0, len: 0, padded: 0, stored: 0, carries: false }; 4];
         let mut desc_at = entry + 4;
         let mut prev_carries = false;
-        for p in 0..self.elem.planes() {
+        for (p, section) in sections.iter_mut().enumerate().take(self.elem.planes()) {
             let coded = self.coded_mask >> p & 1 == 1;
             let mode = if coded {
                 let d = u32_at(self.bytes, desc_at);
@@ -377,7 +377,7 @@ impl<'a> Frame<'a> {
             let carries = matches!(mode, TileMode::Ans { .. }) && next_is_raw_plane && n >= CARRY_SYMBOLS;
             let stored = if prev_carries { n - CARRY_SYMBOLS } else { n };
             let len = section_len(mode, stored);
-            sections[p] = Section { mode, at, len, padded: pad4(len), stored, carries };
+            *section = Section { mode, at, len, padded: pad4(len), stored, carries };
             at += pad4(len);
             prev_carries = carries;
         }

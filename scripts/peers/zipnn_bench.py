@@ -5,8 +5,13 @@
 
 Per float tensor (BF16/F16/F32), compressed alone as ZipNN does in its safetensors mode:
 elements, compressed bytes, bits per weight (8 * compressed / elements), decode GB/s of
-decoded output bytes (best of --repeats), and the totals (GB/s = all output bytes / sum of
+decoded output bytes (best of --repeats decode passes over the file), and the totals (GB/s = all output bytes / sum of
 the best times). Every decode is checked byte for byte against the input.
+
+ZipNN allocates its output on every decode. By default that memory is fresh (glibc mmaps
+buffers of more than 128 KiB, so each decode pays first-touch page faults, as a one-shot
+decode of a checkpoint does); --warm makes glibc reuse the freed memory instead, which is
+what decoding into a preallocated buffer costs. The JSON says which ("alloc").
 
 ZipNN is used through its public API on byte input:
     ZipNN(input_format="byte", bytearray_dtype="bfloat16"|"float16"|"float32", threads=1)
@@ -33,6 +38,7 @@ import types
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from convert_weights import read_safetensors  # noqa: E402
 
+WARM_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 ZDTYPE = {"BF16": ("bfloat16", 2), "F16": ("float16", 2), "F32": ("float32", 4)}
 
 
@@ -95,9 +101,13 @@ def cpu_model():
 
 
 def bench_file(path, repeats, threads, zipnn):
+    """Compress every float tensor, then make `repeats` decode passes over all of them and keep
+    each tensor's best time (passes rather than back-to-back repeats, so one stall of the
+    machine does not spoil all the runs of a tensor)."""
     _, tensors = read_safetensors(path)
     rows = []
     skipped = []
+    work = []
     for name, dt, shape, data in tensors:
         if dt not in ZDTYPE:
             skipped.append({"name": name, "dtype": dt, "bytes": data.nbytes})
@@ -106,21 +116,25 @@ def bench_file(path, repeats, threads, zipnn):
         raw = bytes(data)
         z = zipnn.ZipNN(input_format="byte", bytearray_dtype=zdt, threads=threads)
         comp = bytes(z.compress(bytearray(raw)))  # copy: ZipNN rotates its input in place
-        best = float("inf")
-        for _ in range(repeats):
+        work.append((name, dt, shape, zdt, size, raw, comp))
+    best = [float("inf")] * len(work)
+    for _ in range(repeats):
+        for i, (name, dt, shape, zdt, size, raw, comp) in enumerate(work):
             d = zipnn.ZipNN(input_format="byte", bytearray_dtype=zdt, threads=threads)
             t0 = time.perf_counter()
             out = d.decompress(comp)
             t = time.perf_counter() - t0
             if bytes(out) != raw:
                 raise SystemExit(f"{path}: {name}: ZipNN round trip mismatch")
-            best = min(best, t)
+            del out
+            best[i] = min(best[i], t)
+    for (name, dt, shape, zdt, size, raw, comp), t in zip(work, best):
         n = len(raw) // size
         rows.append({
             "name": name, "dtype": dt, "shape": shape, "elements": n,
             "raw_bytes": len(raw), "compressed_bytes": len(comp),
             "bits_per_weight": 8 * len(comp) / n,
-            "decode_s": best, "decode_GBps": len(raw) / best / 1e9,
+            "decode_s": t, "decode_GBps": len(raw) / t / 1e9,
         })
     return rows, skipped
 
@@ -145,11 +159,19 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="decode runs per tensor; the best counts")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-tensor-json", action="store_true", help="include the per-tensor rows in --json")
+    ap.add_argument("--warm", action="store_true",
+                    help="keep freed memory in the glibc heap (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_), "
+                         "so ZipNN's output buffer is reused and the timing has no first-touch page faults, "
+                         "as when decoding into a preallocated buffer. Default: fresh memory per decode.")
     a = ap.parse_args()
+    if a.warm and WARM_ENV["MALLOC_MMAP_THRESHOLD_"] != os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        env = dict(os.environ, **WARM_ENV)  # glibc reads these at start-up: re-run this script with them
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    alloc = "warm" if all(os.environ.get(k) == v for k, v in WARM_ENV.items()) else "fresh"
 
     zipnn, zver, torch_kind = import_zipnn()
     result = {"tool": "zipnn", "zipnn_version": zver, "torch": torch_kind, "threads": a.threads,
-              "repeats": a.repeats, "cpu": cpu_model(), "python": platform.python_version(), "files": []}
+              "repeats": a.repeats, "alloc": alloc, "cpu": cpu_model(), "python": platform.python_version(), "files": []}
     for path in a.files:
         rows, skipped = bench_file(path, a.repeats, a.threads, zipnn)
         by_dtype = {}
@@ -162,7 +184,7 @@ def main():
             entry["per_tensor"] = rows
         result["files"].append(entry)
         if not a.json:
-            print(f"# {path}  (zipnn {zver}, threads={a.threads}, best of {a.repeats}, torch {torch_kind})")
+            print(f"# {path}  (zipnn {zver}, threads={a.threads}, best of {a.repeats}, {alloc} memory, torch {torch_kind})")
             print(f"{'tensor':60s} {'dtype':5s} {'elements':>10s} {'comp B':>10s} {'bits/w':>7s} {'GB/s':>6s}")
             for r in rows:
                 print(f"{r['name'][:60]:60s} {r['dtype']:5s} {r['elements']:10d} {r['compressed_bytes']:10d} "
