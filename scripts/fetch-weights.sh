@@ -38,6 +38,11 @@ command -v "$PY" >/dev/null || { log "python3 not found (apt-get install python3
 
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
+# One fetch at a time per cache dir (tests may call this script concurrently).
+if command -v flock >/dev/null; then
+  exec 9>"$DIR/.lock"
+  flock 9
+fi
 
 PIP=("$PY" -m pip --disable-pip-version-check --no-input)
 export PIP_ROOT_USER_ACTION=ignore   # no "running pip as root" warning (pip >= 22.1)

@@ -28,11 +28,15 @@ pub struct EncodeOptions {
     pub scale_bits: u8,
     /// Store an XXH64 of the decoded tensor, checked by whole-tensor decodes.
     pub content_checksum: bool,
-    /// Consider entropy-coding every plane, not just plane 0 (denser, two or more coded symbols
-    /// per element to decode).
+    /// Consider entropy-coding every plane of BF16 and F16, not just plane 0 (denser, two coded
+    /// symbols per element to decode). F32 always considers every plane: the low bytes of real
+    /// F32 checkpoints are not uniform, and F32 is not a format engines decode on the GPU.
     pub dense: bool,
     /// Up to this many tables per coded plane, each tile using the one that codes it best.
     pub max_tables: u8,
+    /// Reshape tiles of tensors narrower or shorter than a tile (conv kernels, vectors) so that
+    /// a tile still holds about `tile_rows * tile_cols` symbols; rows stay a multiple of 32.
+    pub adapt_tile_shape: bool,
 }
 
 impl Default for EncodeOptions {
@@ -43,7 +47,8 @@ impl Default for EncodeOptions {
             scale_bits: 12,
             content_checksum: true,
             dense: false,
-            max_tables: 1,
+            max_tables: 4,
+            adapt_tile_shape: true,
         }
     }
 }
@@ -93,6 +98,24 @@ pub fn encode(data: &[u8], elem: ElemType, shape: &[u64], opts: &EncodeOptions) 
     enc.finish(&tiles)
 }
 
+/// The tile shape for a `rows x cols` matrix: a tile narrower than the matrix allows becomes
+/// taller (rows rounded up to a multiple of 32), a flat one wider, keeping about `tr * tc` symbols.
+pub(crate) fn adapted_tile(rows: u64, cols: u64, tr: u32, tc: u32) -> (u32, u32) {
+    let target = u64::from(tr) * u64::from(tc);
+    if cols < u64::from(tc) && rows > u64::from(tr) && cols > 0 {
+        let want = div_ceil(target, cols).next_multiple_of(32).min(rows);
+        if want * cols > MAX_TILE_SYMBOLS {
+            return (tr, tc);
+        }
+        (want as u32, cols as u32)
+    } else if rows < u64::from(tr) && cols > u64::from(tc) && rows > 0 {
+        let want = div_ceil(target, rows).min(cols);
+        (rows as u32, want as u32)
+    } else {
+        (tr, tc)
+    }
+}
+
 /// Bits to code `counts` with frequencies `freqs` (all counted symbols must have a frequency).
 fn cross_entropy_bits(counts: &[u64; 256], freqs: &[u32; 256], scale_bits: u8) -> f64 {
     let m = f64::from(1u32 << scale_bits);
@@ -136,6 +159,11 @@ impl<'a> Encoder<'a> {
         }
         let mut dims = [0u64; MAX_RANK];
         dims[..shape.len()].copy_from_slice(shape);
+        let content_sum = opts.content_checksum.then(|| xxhash_rust::xxh64::xxh64(data, 0));
+        let mut opts = opts.clone();
+        if opts.adapt_tile_shape {
+            (opts.tile_rows, opts.tile_cols) = adapted_tile(rows, cols, opts.tile_rows, opts.tile_cols);
+        }
         let grid_rows = div_ceil(rows, u64::from(opts.tile_rows));
         let grid_cols = div_ceil(cols, u64::from(opts.tile_cols));
         let tiles = if rows == 0 || cols == 0 { 0 } else { grid_rows * grid_cols };
@@ -148,16 +176,16 @@ impl<'a> Encoder<'a> {
             cols,
             grid_cols,
             tiles,
-            opts: opts.clone(),
+            opts,
             planes: [None, None, None, None],
-            content_sum: opts.content_checksum.then(|| xxhash_rust::xxh64::xxh64(data, 0)),
+            content_sum,
         };
         if tiles == 0 {
             return Ok(enc);
         }
         let mut hist = PlaneHistogram::new(elem);
         hist.add(data);
-        let candidates = if opts.dense { elem.planes() } else { 1 };
+        let candidates = if enc.opts.dense || elem == ElemType::F32 { elem.planes() } else { 1 };
         for p in 0..candidates {
             enc.planes[p] = enc.plan_plane(p, &hist.counts[p]);
         }

@@ -1,0 +1,84 @@
+//! The checks behind the fuzz targets, shared with `cargo test` so that committed crash inputs
+//! are replayed on every test run. Each function must never panic except on a real bug.
+
+use tileans::{encode, ElemType, EncodeOptions, Frame};
+
+/// Largest decoded size the fuzz checks allocate.
+const MAX_DECODED: usize = 16 << 20;
+
+/// Arbitrary bytes as a frame: parse, decode whole, decode every tile. Errors are fine.
+pub fn decode_arbitrary(data: &[u8]) {
+    let Ok(frame) = Frame::parse(data) else { return };
+    let _ = frame.breakdown();
+    if frame.decoded_len() > MAX_DECODED {
+        return;
+    }
+    let mut whole = vec![0u8; frame.decoded_len()];
+    let whole_ok = frame.decode_into(&mut whole).is_ok();
+    for t in 0..frame.num_tiles().min(4096) {
+        let mut tile = vec![0u8; frame.tile_decoded_len(t).unwrap()];
+        let tile_ok = frame.decode_tile_into(t, &mut tile).is_ok();
+        if whole_ok {
+            // A frame that decodes whole decodes every tile, to the same bytes.
+            assert!(tile_ok, "tile {t} fails alone but not in the whole decode");
+            assert_eq!(tile, super::tile_slice(&frame, &whole, t));
+        }
+    }
+}
+
+/// Bytes as an encoder input: derive type, shape and options from the first bytes, encode the
+/// rest, and check the round trip and the single-tile decodes.
+pub fn round_trip(data: &[u8]) {
+    if data.len() < 8 {
+        return;
+    }
+    let elem = ElemType::ALL[data[0] as usize % ElemType::ALL.len()];
+    let opts = EncodeOptions {
+        tile_rows: 1 + u32::from(data[1] % 80),
+        tile_cols: 1 + u32::from(data[2] % 80),
+        scale_bits: 8 + data[3] % 5,
+        content_checksum: data[4] & 1 == 1,
+        dense: data[4] & 2 == 2,
+        max_tables: 1 + data[4] % 4,
+        adapt_tile_shape: data[4] & 4 == 4,
+    };
+    let body = &data[8..];
+    let unit = elem.planes();
+    let units = body.len() / unit;
+    let cols = 1 + usize::from(data[5]) % 97;
+    let rows = units / cols;
+    let mut shape = vec![rows as u64, (cols as u64) * elem.elems_per_unit()];
+    if data[6] & 1 == 1 && rows % 2 == 0 {
+        shape = vec![2, rows as u64 / 2, shape[1]];
+    }
+    let input = &body[..rows * cols * unit];
+    let frame_bytes = encode(input, elem, &shape, &opts).expect("valid input encodes");
+    let frame = Frame::parse(&frame_bytes).expect("encoder output parses");
+    let mut out = vec![0u8; frame.decoded_len()];
+    frame.decode_into(&mut out).expect("encoder output decodes");
+    assert_eq!(out, input);
+    for t in 0..frame.num_tiles() {
+        let mut tile = vec![0u8; frame.tile_decoded_len(t).unwrap()];
+        frame.decode_tile_into(t, &mut tile).expect("tile decodes");
+        assert_eq!(tile, super::tile_slice(&frame, &out, t));
+    }
+}
+
+/// Arbitrary bytes as a frame, one tile picked by the last byte: decode it alone.
+pub fn single_tile(data: &[u8]) {
+    let Some((&pick, frame_bytes)) = data.split_last() else { return };
+    let Ok(frame) = Frame::parse(frame_bytes) else { return };
+    if frame.num_tiles() == 0 {
+        return;
+    }
+    let t = u64::from(pick) % frame.num_tiles();
+    let len = frame.tile_decoded_len(t).unwrap();
+    if len > MAX_DECODED {
+        return;
+    }
+    let mut tile = vec![0u8; len];
+    let _ = frame.decode_tile_into(t, &mut tile);
+    // A wrong-sized buffer is an error, never a panic.
+    let mut short = vec![0u8; len.saturating_sub(1)];
+    assert!(frame.decode_tile_into(t, &mut short).is_err() || len == 0);
+}

@@ -1,0 +1,9 @@
+//! Fuzz target `round_trip`: the checks live in core/tests/support so that `cargo test` replays
+//! every input committed under fuzz/regressions/round_trip/.
+#![no_main]
+
+#[path = "../../core/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz_logic::round_trip(data));
