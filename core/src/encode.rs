@@ -42,7 +42,7 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         EncodeOptions {
-            tile_rows: 64,
+            tile_rows: 32,
             tile_cols: 512,
             scale_bits: 12,
             content_checksum: true,

@@ -153,8 +153,9 @@ pub(crate) fn matrix_view(elem: ElemType, dims: &[u64]) -> Option<(u64, u64)> {
         return None;
     }
     let cols = last / epu;
-    // The decoded size must fit in u64 (and is checked against usize by the caller).
-    rows.checked_mul(cols)?.checked_mul(elem.planes() as u64)?;
+    // The decoded size and the row length must fit in u64 (and are checked against usize by
+    // the caller), even for an empty tensor whose other dimension is huge.
+    rows.checked_mul(cols.checked_mul(elem.planes() as u64)?)?;
     Some((rows, cols))
 }
 
@@ -222,7 +223,7 @@ impl<'a> Frame<'a> {
         let actual_payload = have - header_len as u64;
         if payload_len != actual_payload {
             if payload_len > actual_payload {
-                return Err(Error::Truncated { needed: header_len as u64 + payload_len, have });
+                return Err(Error::Truncated { needed: (header_len as u64).saturating_add(payload_len), have });
             }
             return Err(Error::PayloadLength { stored: payload_len, actual: actual_payload });
         }
@@ -262,7 +263,7 @@ impl<'a> Frame<'a> {
         }
         let (rows, cols) = matrix_view(elem, &dims[..rank as usize]).ok_or(Error::BadShape)?;
         let decoded = rows * cols * elem.planes() as u64;
-        if usize::try_from(decoded).is_err() {
+        if usize::try_from(decoded).is_err() || usize::try_from(cols * elem.planes() as u64).is_err() {
             return Err(Error::TooLarge);
         }
         let mut tables = [[0u32; MAX_TABLES]; 4];
