@@ -1,0 +1,331 @@
+//! The encoder: options, the size bound, and encoding into a caller buffer.
+
+use tileans::{ElemType, EncodeOptions, MAX_RANK, MAX_TABLES, MAX_TILE_SYMBOLS, SCALE_BITS_RANGE};
+
+use crate::boundary::{boundary, boundary_result, bytes_in, bytes_out, get, overlap, put, require};
+use crate::result::tileans_result;
+
+/// Encoder options. Initialise with `tileans_encode_options_default`, then change fields.
+/// Every field is a `uint32_t`; out-of-range values are rejected by the encoder functions.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct tileans_encode_options {
+    /// Tile rows (GEMM N direction); default 32. At least 1, and `tile_rows * tile_cols <= 2^22`.
+    pub tile_rows: u32,
+    /// Tile columns in units (GEMM K direction); default 512.
+    pub tile_cols: u32,
+    /// Frequencies sum to `2^scale_bits`, 8 to 12; default 12.
+    pub scale_bits: u32,
+    /// Up to this many frequency tables per coded plane (1 to 16), each tile using the one that
+    /// codes it best; default 4.
+    pub max_tables: u32,
+    /// 1: store a checksum of the tensor, verified by whole-tensor decodes (default); 0: do not.
+    pub content_checksum: u32,
+    /// 1: consider entropy-coding every byte plane of BF16 and F16, not only the exponent plane
+    /// (denser, slower to decode); 0: do not (default). F32 always considers every plane.
+    pub dense: u32,
+    /// 1: reshape the tiles of tensors narrower or shorter than a tile (vectors, conv kernels) so
+    /// that a tile still holds about `tile_rows * tile_cols` units, rows staying a multiple of 32
+    /// (default); 0: use `tile_rows x tile_cols` as given. The frame records the shape used.
+    pub adapt_tile_shape: u32,
+}
+
+impl From<&EncodeOptions> for tileans_encode_options {
+    fn from(o: &EncodeOptions) -> Self {
+        tileans_encode_options {
+            tile_rows: o.tile_rows,
+            tile_cols: o.tile_cols,
+            scale_bits: u32::from(o.scale_bits),
+            max_tables: u32::from(o.max_tables),
+            content_checksum: u32::from(o.content_checksum),
+            dense: u32::from(o.dense),
+            adapt_tile_shape: u32::from(o.adapt_tile_shape),
+        }
+    }
+}
+
+/// Options from C, validated the way the core encoder validates its own.
+fn options(o: &tileans_encode_options) -> Result<EncodeOptions, tileans_result> {
+    use tileans_result::*;
+    let flag = |v: u32| match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(TILEANS_ERR_BAD_OPTION),
+    };
+    if o.tile_rows == 0 || o.tile_cols == 0 || u64::from(o.tile_rows) * u64::from(o.tile_cols) > MAX_TILE_SYMBOLS {
+        return Err(TILEANS_ERR_BAD_TILE_SHAPE);
+    }
+    let scale_bits = u8::try_from(o.scale_bits).map_err(|_| TILEANS_ERR_BAD_SCALE_BITS)?;
+    if !SCALE_BITS_RANGE.contains(&scale_bits) {
+        return Err(TILEANS_ERR_BAD_SCALE_BITS);
+    }
+    let max_tables = u8::try_from(o.max_tables).map_err(|_| TILEANS_ERR_BAD_OPTION)?;
+    if max_tables == 0 || usize::from(max_tables) > MAX_TABLES {
+        return Err(TILEANS_ERR_BAD_OPTION);
+    }
+    Ok(EncodeOptions {
+        tile_rows: o.tile_rows,
+        tile_cols: o.tile_cols,
+        scale_bits,
+        content_checksum: flag(o.content_checksum)?,
+        dense: flag(o.dense)?,
+        max_tables,
+        adapt_tile_shape: flag(o.adapt_tile_shape)?,
+    })
+}
+
+/// Options from a pointer that may be NULL (the defaults).
+///
+/// # Safety
+/// `opts` must be NULL or valid for a read of a `tileans_encode_options`.
+unsafe fn options_from(opts: *const tileans_encode_options) -> Result<EncodeOptions, tileans_result> {
+    if opts.is_null() {
+        return Ok(EncodeOptions::default());
+    }
+    // SAFETY: non-null `opts` is valid for a read (caller's contract); the struct is plain `u32`s.
+    options(&unsafe { get(opts)? })
+}
+
+/// An element type code from C.
+fn elem_from(code: u32) -> Result<ElemType, tileans_result> {
+    u8::try_from(code).ok().and_then(ElemType::from_code).ok_or(tileans_result::TILEANS_ERR_UNKNOWN_ELEM_TYPE)
+}
+
+/// A shape from C, copied (so that `shape` needs no particular alignment).
+///
+/// # Safety
+/// `shape` must be valid for reads of `rank` `uint64_t` (or NULL with `rank == 0`).
+unsafe fn shape_from(shape: *const u64, rank: usize) -> Result<([u64; MAX_RANK], usize), tileans_result> {
+    if rank > MAX_RANK {
+        return Err(tileans_result::TILEANS_ERR_BAD_RANK);
+    }
+    let mut dims = [0u64; MAX_RANK];
+    if rank > 0 {
+        require(shape)?;
+    }
+    for (i, d) in dims.iter_mut().enumerate().take(rank) {
+        // SAFETY: `shape` is non-null and valid for `rank > i` reads (caller's contract).
+        *d = unsafe { get(shape.add(i))? };
+    }
+    Ok((dims, rank))
+}
+
+/// Rows and columns (units) of the matrix view, as `docs/FORMAT.md` section 3 defines them.
+fn matrix_view(elem: ElemType, dims: &[u64]) -> Result<(u64, u64), tileans_result> {
+    let bad = tileans_result::TILEANS_ERR_BAD_SHAPE;
+    let epu = elem.elems_per_unit();
+    let Some((&last, lead)) = dims.split_last() else {
+        return if epu == 1 { Ok((1, 1)) } else { Err(bad) };
+    };
+    if last % epu != 0 {
+        return Err(bad);
+    }
+    // Like the core: a shape whose decoded size does not fit in 64 bits is a bad shape.
+    let rows = lead.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or(bad)?;
+    let cols = last / epu;
+    rows.checked_mul(cols).and_then(|n| n.checked_mul(elem.planes() as u64)).ok_or(bad)?;
+    Ok((rows, cols))
+}
+
+/// The bound of `docs/FORMAT.md` section 8, with every plane coded and `max_tables` tables per
+/// plane: `48 + 8 rank + P (1 + K (32 + 512)) + 3 + T (4 + 4 P) + 3 T P + R C P`.
+///
+/// `T` is counted with the tile shape of the options. The encoder's `adapt_tile_shape` only ever
+/// enlarges tiles (a narrow matrix gets taller tiles, a flat one wider tiles), so the frame has at
+/// most that many tiles; the tests check the bound against real encodes of such shapes.
+fn bound(elem: ElemType, dims: &[u64], o: &EncodeOptions) -> Result<usize, tileans_result> {
+    let too_large = tileans_result::TILEANS_ERR_TOO_LARGE;
+    let (rows, cols) = matrix_view(elem, dims)?;
+    let p = elem.planes() as u64;
+    let k = u64::from(o.max_tables);
+    let tiles = if rows == 0 || cols == 0 {
+        0
+    } else {
+        rows.div_ceil(u64::from(o.tile_rows)).checked_mul(cols.div_ceil(u64::from(o.tile_cols))).ok_or(too_large)?
+    };
+    let fixed = 48 + 8 * dims.len() as u64 + p * (1 + k * (32 + 2 * 256)) + 3;
+    let per_tile = 4 + 4 * p + 3 * p;
+    let data = rows * cols * p; // cannot overflow: checked by `matrix_view`
+    let total = tiles.checked_mul(per_tile).and_then(|t| t.checked_add(fixed)).and_then(|t| t.checked_add(data));
+    total.and_then(|t| usize::try_from(t).ok()).ok_or(too_large)
+}
+
+/// Fill `*opts` with the default encoder options (32 x 512 tiles adapted to narrow and flat
+/// tensors, 12 scale bits, up to 4 tables, content checksum on, exponent plane only for BF16 and
+/// F16). NULL is accepted and does nothing.
+///
+/// # Safety
+/// `opts` must be NULL or valid for a write of a `tileans_encode_options`.
+#[no_mangle]
+pub unsafe extern "C" fn tileans_encode_options_default(opts: *mut tileans_encode_options) {
+    boundary(|| {
+        if !opts.is_null() {
+            // SAFETY: non-null `opts` is valid for a write (caller's contract). The result is
+            // ignored: the only error, a NULL pointer, is excluded.
+            let _ = unsafe { put(opts, tileans_encode_options::from(&EncodeOptions::default())) };
+        }
+    })
+}
+
+/// An upper bound of the size of the frame `tileans_encode` writes for a tensor of this element
+/// type and shape with these options (NULL `opts`: the defaults), whatever its contents. Needs no
+/// data. It is the bound of `docs/FORMAT.md` section 8 with every plane coded with `max_tables`
+/// tables: the tensor's size in bytes plus at most `54 + 8 rank + P (1 + 544 max_tables)` bytes
+/// and `4 + 7 P` bytes per tile, where `P` is the element size in bytes (1 for packed 4-bit); with
+/// the defaults, under 0.5% above the tensor's size for BF16 tensors of at least 1 Mi elements.
+/// Validates its arguments as `tileans_encode` does.
+///
+/// # Safety
+/// `shape` must be valid for reads of `rank` `uint64_t` (or NULL with `rank == 0`); `opts` must be
+/// NULL or valid for a read; `out_bound` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn tileans_encode_bound(
+    elem: u32,
+    shape: *const u64,
+    rank: usize,
+    opts: *const tileans_encode_options,
+    out_bound: *mut usize,
+) -> tileans_result {
+    boundary_result(|| {
+        require(out_bound)?;
+        let elem = elem_from(elem)?;
+        // SAFETY: forwarded caller's contract on `shape` and `rank`.
+        let (dims, rank) = unsafe { shape_from(shape, rank)? };
+        // SAFETY: forwarded caller's contract on `opts`.
+        let opts = unsafe { options_from(opts)? };
+        let n = bound(elem, &dims[..rank], &opts)?;
+        // SAFETY: `out_bound` is non-null and valid for a write (caller's contract).
+        unsafe { put(out_bound, n) }
+    })
+}
+
+/// Encode a tensor into a frame in `out[0 .. *out_len)`.
+///
+/// `data` holds the tensor in its native little-endian layout: `data_len` must be the product of
+/// the shape times the element size (half a byte for packed 4-bit), else
+/// `TILEANS_ERR_BUFFER_SIZE`. `elem` is a `tileans_elem` code; `opts` may be NULL for the
+/// defaults. `*out_len` receives the frame size on success, and also on
+/// `TILEANS_ERR_BUFFER_TOO_SMALL`, so that `out` may be NULL with `out_cap == 0` to query the size
+/// (at the cost of encoding twice: size `out` with `tileans_encode_bound` to encode once). The
+/// encoder allocates working memory of about twice the frame size; single-threaded.
+///
+/// # Safety
+/// `data` must be valid for reads of `data_len` bytes and `out` for writes of `out_cap` bytes
+/// (either may be NULL with length 0), and they must not overlap; `shape` must be valid for reads
+/// of `rank` `uint64_t` (or NULL with `rank == 0`); `opts` must be NULL or valid for a read;
+/// `out_len` must be valid for a write.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn tileans_encode(
+    data: *const u8,
+    data_len: usize,
+    elem: u32,
+    shape: *const u64,
+    rank: usize,
+    opts: *const tileans_encode_options,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tileans_result {
+    boundary_result(|| {
+        require(out_len)?;
+        let elem = elem_from(elem)?;
+        // SAFETY: forwarded caller's contract on `shape` and `rank`.
+        let (dims, rank) = unsafe { shape_from(shape, rank)? };
+        // SAFETY: forwarded caller's contract on `opts`.
+        let opts = unsafe { options_from(opts)? };
+        // SAFETY: `data` is valid for reads of `data_len` bytes and not written during the call
+        // (caller's contract; the only buffer written is `out`, checked disjoint below).
+        let data = unsafe { bytes_in(data, data_len)? };
+        if overlap(data.as_ptr(), data.len(), out, out_cap) {
+            return Err(tileans_result::TILEANS_ERR_INVALID_ARGUMENT);
+        }
+        // SAFETY: `out` is valid for writes of `out_cap` bytes (caller's contract) and does not
+        // overlap `data` (checked above), the only other caller memory alive during the call.
+        let out = unsafe { bytes_out(out, out_cap)? };
+        let frame = tileans::encode(data, elem, &dims[..rank], &opts)?;
+        // SAFETY: `out_len` is non-null and valid for a write (caller's contract).
+        unsafe { put(out_len, frame.len())? };
+        out.get_mut(..frame.len()).ok_or(tileans_result::TILEANS_ERR_BUFFER_TOO_SMALL)?.copy_from_slice(&frame);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_round_trip() {
+        let d = EncodeOptions::default();
+        assert_eq!(options(&tileans_encode_options::from(&d)), Ok(d));
+    }
+
+    /// The header documents the defaults; this fails when the core changes them.
+    #[test]
+    fn documented_defaults_are_the_cores() {
+        let documented = tileans_encode_options {
+            tile_rows: 32,
+            tile_cols: 512,
+            scale_bits: 12,
+            max_tables: 4,
+            content_checksum: 1,
+            dense: 0,
+            adapt_tile_shape: 1,
+        };
+        assert_eq!(tileans_encode_options::from(&EncodeOptions::default()), documented);
+    }
+
+    #[test]
+    fn option_validation_matches_the_core() {
+        use tileans_result::*;
+        let base = tileans_encode_options::from(&EncodeOptions::default());
+        let cases = [
+            (tileans_encode_options { tile_rows: 0, ..base }, TILEANS_ERR_BAD_TILE_SHAPE),
+            (tileans_encode_options { tile_cols: 0, ..base }, TILEANS_ERR_BAD_TILE_SHAPE),
+            (tileans_encode_options { tile_rows: 4096, tile_cols: 2048, ..base }, TILEANS_ERR_BAD_TILE_SHAPE),
+            (tileans_encode_options { scale_bits: 7, ..base }, TILEANS_ERR_BAD_SCALE_BITS),
+            (tileans_encode_options { scale_bits: 13, ..base }, TILEANS_ERR_BAD_SCALE_BITS),
+            (tileans_encode_options { scale_bits: 256 + 12, ..base }, TILEANS_ERR_BAD_SCALE_BITS),
+            (tileans_encode_options { max_tables: 0, ..base }, TILEANS_ERR_BAD_OPTION),
+            (tileans_encode_options { max_tables: 17, ..base }, TILEANS_ERR_BAD_OPTION),
+            (tileans_encode_options { max_tables: 256 + 1, ..base }, TILEANS_ERR_BAD_OPTION),
+            (tileans_encode_options { content_checksum: 2, ..base }, TILEANS_ERR_BAD_OPTION),
+            (tileans_encode_options { dense: u32::MAX, ..base }, TILEANS_ERR_BAD_OPTION),
+            (tileans_encode_options { adapt_tile_shape: 7, ..base }, TILEANS_ERR_BAD_OPTION),
+        ];
+        let data = [0u8; 8];
+        for (o, code) in cases {
+            assert_eq!(options(&o), Err(code), "{o:?}");
+            // Where the core sees the same values, it rejects them with the same code.
+            let core_representable = o.scale_bits < 256 && o.max_tables < 256;
+            if core_representable && o.content_checksum < 2 && o.dense < 2 && o.adapt_tile_shape < 2 {
+                let core = EncodeOptions {
+                    tile_rows: o.tile_rows,
+                    tile_cols: o.tile_cols,
+                    scale_bits: o.scale_bits as u8,
+                    max_tables: o.max_tables as u8,
+                    content_checksum: o.content_checksum == 1,
+                    dense: o.dense == 1,
+                    adapt_tile_shape: true,
+                };
+                let err = tileans::encode(&data, ElemType::U8, &[8], &core).unwrap_err();
+                assert_eq!(tileans_result::from(err), code, "{o:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_view_follows_the_format() {
+        assert_eq!(matrix_view(ElemType::Bf16, &[]), Ok((1, 1)));
+        assert_eq!(matrix_view(ElemType::Packed4, &[]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
+        assert_eq!(matrix_view(ElemType::Packed4, &[3, 5]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
+        assert_eq!(matrix_view(ElemType::Packed4, &[3, 6]), Ok((3, 3)));
+        assert_eq!(matrix_view(ElemType::F32, &[2, 3, 4]), Ok((6, 4)));
+        assert_eq!(matrix_view(ElemType::U8, &[7]), Ok((1, 7)));
+        assert_eq!(matrix_view(ElemType::U8, &[0, 7]), Ok((0, 7)));
+        assert_eq!(matrix_view(ElemType::U8, &[1 << 32, 1 << 32]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
+        assert_eq!(matrix_view(ElemType::F32, &[1 << 31, 1 << 31]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
+    }
+}
