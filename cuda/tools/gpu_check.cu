@@ -1,0 +1,605 @@
+// gpu_check: correctness suite and benchmark of the CUDA decoder (run by scripts/gpu-check.sh).
+//
+//   gpu_check parse DIR             host-only: every manifest frame through tileans_cuda_parse
+//   gpu_check suite DIR [--quick]   decode every case of DIR/manifest.txt (cuda/examples/gpu_suite.rs)
+//                                   bit-exact against the CPU decoder's output; --quick: the cases
+//                                   marked `q` (for compute-sanitizer)
+//   gpu_check bench DIR G...        BF16 throughput on DIR/G.tan (4 device copies decoded in one
+//                                   batched launch), checked against DIR/raw.bin; the copy bound;
+//                                   single-tile decode time and all-SM tile rate
+//
+// Built as one translation unit with the shim and the kernels:
+//   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/gpu_check.cu -o gpu_check
+#include "../src/tileans_cuda.cu"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#define CK(x)                                                                                 \
+  do {                                                                                        \
+    cudaError_t e_ = (x);                                                                     \
+    if (e_ != cudaSuccess) {                                                                  \
+      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", #x, __FILE__, __LINE__,            \
+                   cudaGetErrorString(e_));                                                   \
+      std::exit(3);                                                                           \
+    }                                                                                         \
+  } while (0)
+
+// Sub-tests counted by the closing "N passed, N failed" line.
+static int g_pass = 0, g_fail = 0;
+static void verdict(bool ok, const std::string& what, const std::string& detail = "") {
+  (ok ? g_pass : g_fail)++;
+  if (!ok) std::printf("FAIL %s %s\n", what.c_str(), detail.c_str());
+}
+
+static std::vector<uint8_t> slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "cannot read %s\n", path.c_str());
+    std::exit(2);
+  }
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+struct Case {
+  std::string kind, name, frame, expected;
+  uint64_t tile = 0;
+  bool quick = false;
+};
+
+static std::vector<Case> manifest(const std::string& dir) {
+  std::ifstream f(dir + "/manifest.txt");
+  if (!f) {
+    std::fprintf(stderr, "no %s/manifest.txt\n", dir.c_str());
+    std::exit(2);
+  }
+  std::vector<Case> out;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream is(line);
+    std::vector<std::string> tok;
+    for (std::string t; is >> t;) tok.push_back(t);
+    if (tok.empty()) continue;
+    Case c;
+    c.kind = tok[0];
+    c.name = tok[1];
+    c.frame = dir + "/" + tok[2];
+    c.quick = tok.back() == "q";
+    if (c.kind == "full" || c.kind == "corrupt") c.expected = dir + "/" + tok[3];
+    if (c.kind == "tile") {
+      c.tile = std::stoull(tok[3]);
+      c.expected = dir + "/" + tok[4];
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+template <class T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t count) : n(count) { CK(cudaMalloc(&p, (count ? count : 1) * sizeof(T) + 16)); }
+  ~Dev() { cudaFree(p); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  void upload(const void* h, size_t bytes) { CK(cudaMemcpy(p, h, bytes, cudaMemcpyHostToDevice)); }
+  std::vector<T> download() const {
+    std::vector<T> h(n);
+    if (n) CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+};
+
+static std::string first_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  if (a.size() != b.size()) return "size " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
+  size_t n = 0, first = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) {
+      if (!n) first = i;
+      ++n;
+    }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%zu of %zu bytes differ, first at %zu (got %02x want %02x)", n, a.size(), first,
+                n ? a[first] : 0, n ? b[first] : 0);
+  return buf;
+}
+
+static std::string status_summary(const std::vector<uint32_t>& st) {
+  size_t bad = 0;
+  uint32_t bits = 0;
+  for (uint32_t s : st) {
+    bad += s != 0;
+    bits |= s;
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%zu of %zu tiles flagged (bits 0x%x)", bad, st.size(), bits);
+  return buf;
+}
+
+// ---- an engine-style kernel: decode one tile into shared memory, then copy it out -----------
+// Shows the header used from a foreign kernel: the LUTs and the ring are the caller's shared
+// memory, the tile lands in shared memory (where a GEMM would consume it).
+__global__ void engine_tile_kernel(const __grid_constant__ tileans_cuda_job job, unsigned long long t,
+                                   unsigned char* out, unsigned int* status) {
+  extern __shared__ __align__(16) unsigned char sm[];
+  using namespace tileans_cuda;
+  const u32 nstaged = staged_tables(job);
+  u32* luts_s = reinterpret_cast<u32*>(sm + kDecodeRingBytes);
+  uint8_t* tile_s = sm + kDecodeRingBytes + nstaged * TILEANS_CUDA_LUT_BYTES;
+  const u32* luts = reinterpret_cast<const u32*>(job.luts);
+  for (u32 i = 0; i < nstaged; ++i)
+    load_lut_to_smem(luts_s + i * TILEANS_CUDA_LUT_ENTRIES, luts + (u64)(job.lut_first[0] + i) * TILEANS_CUDA_LUT_ENTRIES,
+                     threadIdx.x, 32);
+  __syncwarp();
+  const u64 gj = t % job.grid_cols, gi = t / job.grid_cols;
+  const u64 cc = job.cols - gj * job.tile_cols, rr = job.rows - gi * job.tile_rows;
+  const u64 tc = cc < job.tile_cols ? cc : job.tile_cols, tr = rr < job.tile_rows ? rr : job.tile_rows;
+  const u32 f = decode_tile(job, t, JobLuts{luts, job.lut_first}, nstaged ? luts_s : nullptr, nstaged, sm, tile_s,
+                            tc * job.planes);
+  __syncwarp();
+  const u64 bytes = tr * tc * job.planes;
+  for (u64 i = threadIdx.x; i < bytes; i += 32) out[i] = tile_s[i];
+  if (threadIdx.x == 0) *status = f;
+}
+
+// ---- correctness ------------------------------------------------------------------------------
+struct Loaded {
+  std::vector<uint8_t> bytes;
+  tileans_cuda_frame f;
+  tileans_cuda_status st;
+};
+
+static Loaded load(const std::string& path) {
+  Loaded l;
+  l.bytes = slurp(path);
+  l.st = tileans_cuda_parse(l.bytes.data(), l.bytes.size(), l.bytes.size(), &l.f);
+  return l;
+}
+
+static void test_full(const Case& c) {
+  Loaded l = load(c.frame);
+  if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, std::string("parse: ") + tileans_cuda_status_str(l.st));
+  const std::vector<uint8_t> want = slurp(c.expected);
+  Dev<uint8_t> src(l.bytes.size()), dst(l.f.decoded_len);
+  Dev<uint32_t> status(l.f.num_tiles);
+  src.upload(l.bytes.data(), l.bytes.size());
+  CK(cudaMemset(dst.p, 0xA5, l.f.decoded_len + 16));
+  CK(cudaMemset(status.p, 0xFF, l.f.num_tiles * 4 + 16));
+  const size_t wsl = tileans_cuda_workspace_size(&l.f, 1);
+  Dev<uint8_t> ws(wsl);
+  const tileans_cuda_status s = tileans_cuda_decode_async(&l.f, src.p, dst.p, status.p, ws.p, wsl, 0);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  if (s != TILEANS_CUDA_OK) return verdict(false, c.name, std::string("decode: ") + tileans_cuda_status_str(s));
+  const auto got = dst.download();
+  const auto st = status.download();
+  const bool ok_st = std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; });
+  verdict(got == want && ok_st, c.name + " (decode_async)", first_diff(got, want) + "; " + status_summary(st));
+  // the 16 bytes past the output stay untouched
+  std::vector<uint8_t> tail(16);
+  CK(cudaMemcpy(tail.data(), dst.p + l.f.decoded_len, 16, cudaMemcpyDeviceToHost));
+  verdict(std::all_of(tail.begin(), tail.end(), [](uint8_t b) { return b == 0xA5; }), c.name + " (no write past end)");
+}
+
+static void test_batch_and_graph(const std::vector<Case>& cases) {
+  std::vector<Loaded> ls;
+  std::vector<std::vector<uint8_t>> want;
+  for (const Case& c : cases)
+    if (c.kind == "full") {
+      Loaded l = load(c.frame);
+      if (l.st != TILEANS_CUDA_OK) continue;
+      ls.push_back(std::move(l));
+      want.push_back(slurp(c.expected));
+    }
+  if (ls.empty()) return;
+  const size_t n = ls.size();
+  std::vector<tileans_cuda_frame> frames;
+  std::vector<uint8_t*> srcs(n), dsts(n);
+  uint64_t tiles = 0;
+  for (size_t i = 0; i < n; ++i) {
+    frames.push_back(ls[i].f);
+    CK(cudaMalloc(&srcs[i], ls[i].bytes.size() + 16));
+    CK(cudaMemcpy(srcs[i], ls[i].bytes.data(), ls[i].bytes.size(), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&dsts[i], ls[i].f.decoded_len + 16));
+    tiles += ls[i].f.num_tiles;
+  }
+  Dev<uint32_t> status(tiles);
+  const size_t wsl = tileans_cuda_workspace_size(frames.data(), n);
+  Dev<uint8_t> ws(wsl);
+  cudaStream_t stream;
+  CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  tileans_cuda_plan plan;
+  tileans_cuda_status s = tileans_cuda_prepare_async(frames.data(), n, (const void* const*)srcs.data(),
+                                                     (void* const*)dsts.data(), status.p, ws.p, wsl, &plan, stream);
+  verdict(s == TILEANS_CUDA_OK, "batch prepare", tileans_cuda_status_str(s));
+  CK(cudaStreamSynchronize(stream));
+  auto check = [&](const std::string& what) {
+    bool all = true;
+    std::string detail;
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<uint8_t> got(ls[i].f.decoded_len);
+      if (!got.empty()) CK(cudaMemcpy(got.data(), dsts[i], got.size(), cudaMemcpyDeviceToHost));
+      if (got != want[i]) {
+        all = false;
+        detail += " frame " + std::to_string(i) + ": " + first_diff(got, want[i]);
+      }
+    }
+    const auto st = status.download();
+    const bool ok_st = std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; });
+    verdict(all && ok_st, what + " (" + std::to_string(n) + " frames, " + std::to_string(tiles) + " tiles)",
+            detail + "; " + status_summary(st));
+  };
+  auto poison = [&]() {
+    for (size_t i = 0; i < n; ++i) CK(cudaMemset(dsts[i], 0x5A, ls[i].f.decoded_len + 1));
+    CK(cudaMemset(status.p, 0xFF, tiles * 4));
+  };
+  poison();
+  s = tileans_cuda_decode_batch_async(&plan, ws.p, stream);
+  CK(cudaStreamSynchronize(stream));
+  CK(cudaGetLastError());
+  verdict(s == TILEANS_CUDA_OK, "batch decode call", tileans_cuda_status_str(s));
+  check("batched launch");
+  // capture the decode in a CUDA graph, poison, replay twice
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  s = tileans_cuda_decode_batch_async(&plan, ws.p, stream);
+  CK(cudaStreamEndCapture(stream, &g));
+  verdict(s == TILEANS_CUDA_OK, "batch decode under capture", tileans_cuda_status_str(s));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  for (int r = 0; r < 2; ++r) {
+    poison();
+    CK(cudaGraphLaunch(ge, stream));
+    CK(cudaStreamSynchronize(stream));
+    check("graph replay " + std::to_string(r));
+  }
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  // single-frame entry point under capture too
+  {
+    const size_t i = n / 2;
+    const size_t wl = tileans_cuda_workspace_size(&frames[i], 1);
+    Dev<uint8_t> w1(wl);
+    Dev<uint32_t> st1(frames[i].num_tiles);
+    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    s = tileans_cuda_decode_async(&frames[i], srcs[i], dsts[i], st1.p, w1.p, wl, stream);
+    CK(cudaStreamEndCapture(stream, &g));
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaMemset(dsts[i], 0x5A, frames[i].decoded_len + 1));
+    CK(cudaGraphLaunch(ge, stream));
+    CK(cudaStreamSynchronize(stream));
+    std::vector<uint8_t> got(frames[i].decoded_len);
+    if (!got.empty()) CK(cudaMemcpy(got.data(), dsts[i], got.size(), cudaMemcpyDeviceToHost));
+    verdict(s == TILEANS_CUDA_OK && got == want[i], "decode_async in a graph", first_diff(got, want[i]));
+    CK(cudaGraphExecDestroy(ge));
+    CK(cudaGraphDestroy(g));
+  }
+  CK(cudaStreamDestroy(stream));
+  for (size_t i = 0; i < n; ++i) {
+    cudaFree(srcs[i]);
+    cudaFree(dsts[i]);
+  }
+}
+
+// LUTs of a frame built on the device into `luts`.
+static void build_luts(const tileans_cuda_frame& f, const void* d_src, uint32_t* luts) {
+  if (launch_luts(&f, d_src, luts, 0) != TILEANS_CUDA_OK) {
+    std::fprintf(stderr, "LUT launch failed\n");
+    std::exit(3);
+  }
+}
+
+static size_t tiles_smem(const tileans_cuda_job& j, unsigned warps, bool fast) {
+  return warps * (tileans_cuda::kRingBytes + tileans_cuda::kOutBytes) +
+         (fast ? tileans_cuda::staged_tables(j) : 0) * TILEANS_CUDA_LUT_BYTES;
+}
+
+static void test_tile(const Case& c) {
+  Loaded l = load(c.frame);
+  if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, "parse");
+  const std::vector<uint8_t> want = slurp(c.expected);
+  Dev<uint8_t> src(l.bytes.size()), out(want.size() + 16);
+  src.upload(l.bytes.data(), l.bytes.size());
+  Dev<uint32_t> luts((size_t)l.f.n_luts * TILEANS_CUDA_LUT_ENTRIES);
+  build_luts(l.f, src.p, luts.p);
+  tileans_cuda_job job;
+  tileans_cuda_make_job(&l.f, src.p, nullptr, luts.p, nullptr, &job);
+  Dev<unsigned long long> dt(1), doff(1);
+  const unsigned long long zero = 0;
+  dt.upload(&c.tile, 8);
+  doff.upload(&zero, 8);
+  Dev<uint32_t> st(1);
+  for (int fast = 0; fast < 2; ++fast) {
+    CK(cudaMemset(out.p, 0xA5, want.size() + 16));
+    const size_t smem = tiles_smem(job, 1, fast);
+    CK(cudaFuncSetAttribute(tileans_cuda_decode_tiles_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    tileans_cuda_decode_tiles_kernel<<<1, 32, smem>>>(job, dt.p, doff.p, 1, out.p, st.p, fast);
+    CK(cudaDeviceSynchronize());
+    CK(cudaGetLastError());
+    std::vector<uint8_t> got = out.download();
+    got.resize(want.size());
+    const uint32_t s = st.download()[0];
+    verdict(got == want && s == 0, c.name + (fast ? " (tile, fast)" : " (tile, generic)"),
+            first_diff(got, want) + "; status " + std::to_string(s));
+  }
+  // engine-style: into shared memory
+  const size_t smem = tileans_cuda::kDecodeRingBytes + tileans_cuda::staged_tables(job) * TILEANS_CUDA_LUT_BYTES +
+                      ((want.size() + 15) & ~size_t(15));
+  if (smem <= 200 * 1024) {
+    CK(cudaFuncSetAttribute(engine_tile_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    CK(cudaMemset(out.p, 0xA5, want.size() + 16));
+    engine_tile_kernel<<<1, 32, smem>>>(job, c.tile, out.p, st.p);
+    CK(cudaDeviceSynchronize());
+    CK(cudaGetLastError());
+    std::vector<uint8_t> got = out.download();
+    got.resize(want.size());
+    const uint32_t s = st.download()[0];
+    verdict(got == want && s == 0, c.name + " (tile into shared memory)",
+            first_diff(got, want) + "; status " + std::to_string(s));
+  }
+}
+
+static void test_corrupt(const Case& c) {
+  Loaded l = load(c.frame);
+  if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, "parse (header is intact)");
+  const std::vector<uint8_t> okmask = slurp(c.expected);
+  Dev<uint8_t> src(l.bytes.size()), dst(l.f.decoded_len);
+  Dev<uint32_t> status(l.f.num_tiles);
+  src.upload(l.bytes.data(), l.bytes.size());
+  CK(cudaMemset(status.p, 0xFF, l.f.num_tiles * 4));
+  const size_t wsl = tileans_cuda_workspace_size(&l.f, 1);
+  Dev<uint8_t> ws(wsl);
+  tileans_cuda_decode_async(&l.f, src.p, dst.p, status.p, ws.p, wsl, 0);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  const auto st = status.download();
+  size_t mism = 0, flagged = 0;
+  std::string detail;
+  for (size_t t = 0; t < st.size(); ++t) {
+    flagged += st[t] != 0;
+    if ((st[t] == 0) != (okmask[t] != 0)) {
+      ++mism;
+      if (mism <= 4) detail += " tile " + std::to_string(t) + ": gpu status " + std::to_string(st[t]) + ", cpu " +
+                               (okmask[t] ? "ok" : "error") + ";";
+    }
+  }
+  verdict(mism == 0, c.name + " (" + std::to_string(flagged) + " tiles flagged)", detail);
+  // and the single-tile path agrees
+  tileans_cuda_job job;
+  Dev<uint32_t> luts((size_t)l.f.n_luts * TILEANS_CUDA_LUT_ENTRIES);
+  build_luts(l.f, src.p, luts.p);
+  tileans_cuda_make_job(&l.f, src.p, nullptr, luts.p, nullptr, &job);
+  std::vector<unsigned long long> ts(l.f.num_tiles), offs(l.f.num_tiles);
+  unsigned long long off = 0;
+  for (size_t t = 0; t < ts.size(); ++t) {
+    ts[t] = t;
+    offs[t] = off;
+    off += (uint64_t)l.f.tile_rows * l.f.tile_cols * l.f.planes;
+  }
+  Dev<unsigned long long> dts(ts.size()), doffs(ts.size());
+  dts.upload(ts.data(), ts.size() * 8);
+  doffs.upload(offs.data(), offs.size() * 8);
+  Dev<uint8_t> tout(off);
+  Dev<uint32_t> tst(ts.size());
+  CK(cudaFuncSetAttribute(tileans_cuda_decode_tiles_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+  tileans_cuda_decode_tiles_kernel<<<(unsigned)ts.size(), 64, tiles_smem(job, 2, true)>>>(
+      job, dts.p, doffs.p, (unsigned)ts.size(), tout.p, tst.p, 1);
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  const auto st2 = tst.download();
+  size_t mism2 = 0;
+  for (size_t t = 0; t < st2.size(); ++t) mism2 += (st2[t] == 0) != (okmask[t] != 0);
+  verdict(mism2 == 0, c.name + " (single tiles)", std::to_string(mism2) + " tiles disagree");
+}
+
+static void test_reject(const Case& c) {
+  Loaded l = load(c.frame);
+  verdict(l.st != TILEANS_CUDA_OK, c.name + " (rejected: " + tileans_cuda_status_str(l.st) + ")");
+}
+
+static int run_suite(const std::string& dir, bool quick, bool parse_only) {
+  const std::vector<Case> cases = manifest(dir);
+  std::vector<Case> sel;
+  for (const Case& c : cases)
+    if (!quick || c.quick) sel.push_back(c);
+  if (parse_only) {
+    for (const Case& c : sel) {
+      Loaded l = load(c.frame);
+      if (c.kind == "reject") {
+        test_reject(c);
+        continue;
+      }
+      std::string d = tileans_cuda_status_str(l.st);
+      bool ok = l.st == TILEANS_CUDA_OK;
+      if (ok && c.kind == "full") ok = slurp(c.expected).size() == l.f.decoded_len;
+      verdict(ok, c.name + " (" + c.kind + ", parse)", d);
+    }
+  } else {
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+    for (const Case& c : sel) {
+      if (c.kind == "full") test_full(c);
+      else if (c.kind == "tile") test_tile(c);
+      else if (c.kind == "corrupt") test_corrupt(c);
+      else if (c.kind == "reject") test_reject(c);
+    }
+    test_batch_and_graph(sel);
+  }
+  std::printf("gpu_check %s%s: %d passed, %d failed\n", parse_only ? "parse" : "suite", quick ? " --quick" : "",
+              g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
+
+// ---- benchmark --------------------------------------------------------------------------------
+static double median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+template <class F>
+static double time_ms(F&& f, int reps, cudaStream_t s) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) f();
+  CK(cudaStreamSynchronize(s));
+  std::vector<float> ts;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(a, s));
+    f();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    ts.push_back(ms);
+  }
+  CK(cudaGetLastError());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return median(ts);
+}
+
+static int run_bench(const std::string& dir, const std::vector<std::string>& geoms, int reps) {
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  const int sms = prop.multiProcessorCount;
+  std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, sms, prop.l2CacheSize >> 20);
+  const std::vector<uint8_t> raw = slurp(dir + "/raw.bin");
+  const size_t R = 4;  // copies decoded per launch
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  // the bound: device-to-device copy of R * decoded bytes
+  double copy_gbs;
+  {
+    const size_t B = R * raw.size();
+    Dev<uint8_t> a(B), b(B);
+    CK(cudaMemset(a.p, 0x3C, B));
+    const double ms = time_ms([&] { CK(cudaMemcpyAsync(b.p, a.p, B, cudaMemcpyDeviceToDevice, s)); }, reps, s);
+    copy_gbs = 2.0 * B / ms / 1e6;
+    std::printf("copy D2D %zu MiB: %.3f ms = %.0f GB/s read+write\n", B >> 20, ms, copy_gbs);
+  }
+  std::vector<std::string> rows;
+  for (const std::string& g : geoms) {
+    Loaded l = load(dir + "/" + g + ".tan");
+    if (l.st != TILEANS_CUDA_OK || l.f.decoded_len != raw.size()) {
+      verdict(false, "bench " + g, "parse or size");
+      continue;
+    }
+    const double bits = l.bytes.size() * 8.0 / (l.f.decoded_len / 2.0);
+    std::vector<tileans_cuda_frame> frames(R, l.f);
+    std::vector<uint8_t*> srcs(R), dsts(R);
+    for (size_t i = 0; i < R; ++i) {
+      CK(cudaMalloc(&srcs[i], l.bytes.size() + 16));
+      CK(cudaMemcpy(srcs[i], l.bytes.data(), l.bytes.size(), cudaMemcpyHostToDevice));
+      CK(cudaMalloc(&dsts[i], raw.size() + 16));
+      CK(cudaMemset(dsts[i], 0xEE, raw.size()));
+    }
+    Dev<uint32_t> status(R * l.f.num_tiles);
+    const size_t wsl = tileans_cuda_workspace_size(frames.data(), R);
+    Dev<uint8_t> ws(wsl);
+    tileans_cuda_plan plan;
+    if (tileans_cuda_prepare_async(frames.data(), R, (const void* const*)srcs.data(), (void* const*)dsts.data(),
+                                   status.p, ws.p, wsl, &plan, s) != TILEANS_CUDA_OK) {
+      verdict(false, "bench " + g, "prepare");
+      continue;
+    }
+    CK(cudaStreamSynchronize(s));
+    const double ms = time_ms([&] { tileans_cuda_decode_batch_async(&plan, ws.p, s); }, reps, s);
+    bool ok = true;
+    for (size_t i = 0; i < R; ++i) {
+      std::vector<uint8_t> got(raw.size());
+      CK(cudaMemcpy(got.data(), dsts[i], raw.size(), cudaMemcpyDeviceToHost));
+      ok = ok && got == raw;
+    }
+    const auto st = status.download();
+    ok = ok && std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; });
+    verdict(ok, "bench " + g + " output bit-exact");
+    const double gbs = R * raw.size() / ms / 1e6;
+    // single frame (16 Mi elements) through decode_async: LUT build + decode
+    const size_t wl1 = tileans_cuda_workspace_size(&l.f, 1);
+    Dev<uint8_t> w1(wl1);
+    const double ms1 =
+        time_ms([&] { tileans_cuda_decode_async(&l.f, srcs[0], dsts[0], status.p, w1.p, wl1, s); }, reps, s);
+    // one tile at a time by one warp (first 64 tiles in sequence), then every SM
+    tileans_cuda_job job;
+    Dev<uint32_t> luts((size_t)l.f.n_luts * TILEANS_CUDA_LUT_ENTRIES);
+    build_luts(l.f, srcs[0], luts.p);
+    tileans_cuda_make_job(&l.f, srcs[0], nullptr, luts.p, nullptr, &job);
+    const uint64_t T = l.f.num_tiles;
+    std::vector<unsigned long long> ts(T), offs(T);
+    const uint64_t tile_bytes = (uint64_t)l.f.tile_rows * l.f.tile_cols * 2;
+    for (uint64_t t = 0; t < T; ++t) {
+      ts[t] = t;
+      offs[t] = t * tile_bytes;
+    }
+    Dev<unsigned long long> dts(T), doffs(T);
+    dts.upload(ts.data(), T * 8);
+    doffs.upload(offs.data(), T * 8);
+    Dev<uint8_t> tout(T * tile_bytes);
+    Dev<uint32_t> tst(T);
+    CK(cudaFuncSetAttribute(tileans_cuda_decode_tiles_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    const unsigned seq = (unsigned)std::min<uint64_t>(64, T);
+    const double ms_seq = time_ms(
+        [&] {
+          tileans_cuda_decode_tiles_kernel<<<1, 32, tiles_smem(job, 1, true), s>>>(job, dts.p, doffs.p, seq, tout.p,
+                                                                                   tst.p, 1);
+        },
+        std::max(3, reps / 4), s);
+    const unsigned warps = 4;
+    const unsigned blocks = (unsigned)std::min<uint64_t>((T + warps - 1) / warps, (uint64_t)sms * 6);
+    const double ms_all = time_ms(
+        [&] {
+          tileans_cuda_decode_tiles_kernel<<<blocks, warps * 32, tiles_smem(job, warps, true), s>>>(
+              job, dts.p, doffs.p, (unsigned)T, tout.p, tst.p, 1);
+        },
+        reps, s);
+    const auto tst_h = tst.download();
+    verdict(std::all_of(tst_h.begin(), tst_h.end(), [](uint32_t x) { return x == 0; }), "bench " + g + " tiles ok");
+    const double us_tile = ms_seq * 1000.0 / seq;
+    const double syms_tile = (double)raw.size() / 2 / T;
+    char buf[400];
+    std::snprintf(buf, sizeof buf,
+                  "%-10s %6.3f %6llu %5u %6.3f %7.0f %6.3f %7.0f %8.2f %8.0f %7.3f %8.0f %5.0f%% %s", g.c_str(), bits,
+                  (unsigned long long)T, plan.tiles_per_block, ms, gbs, ms1, raw.size() / ms1 / 1e6, us_tile,
+                  syms_tile * 2 / us_tile / 1e3, ms_all, raw.size() / ms_all / 1e6,
+                  100.0 * gbs / (copy_gbs / (1.0 + bits / 16.0)), ok ? "yes" : "NO");
+    rows.push_back(buf);
+    std::printf("%s\n", buf);
+    for (size_t i = 0; i < R; ++i) {
+      cudaFree(srcs[i]);
+      cudaFree(dsts[i]);
+    }
+  }
+  std::printf("\n# %s; copy bound %.0f GB/s read+write; elements per frame %zu, %zu frames per batched launch\n",
+              prop.name, copy_gbs, raw.size() / 2, R);
+  std::printf("# bulk: batched launch of 4 frames (GB/s of BF16 output); one: decode_async of 1 frame incl. LUT "
+              "build;\n# tile: one warp decoding tiles in sequence (us per tile, GB/s of that warp); all-SM: every "
+              "tile via the single-tile kernel, 4 warps/block; bound%%: bulk over copy/(1+bits/16)\n");
+  std::printf("%-10s %6s %6s %5s %6s %7s %6s %7s %8s %8s %7s %8s %6s %s\n", "geometry", "bits", "tiles", "tpb",
+              "bulk_ms", "bulk_GBs", "one_ms", "one_GBs", "us/tile", "tile_GBs", "all_ms", "all_GBs", "bound%",
+              "exact");
+  for (const auto& r : rows) std::printf("%s\n", r.c_str());
+  std::printf("gpu_check bench: %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "parse") return run_suite(argv[2], false, true);
+  if (argc >= 3 && std::string(argv[1]) == "suite")
+    return run_suite(argv[2], argc >= 4 && std::string(argv[3]) == "--quick", false);
+  if (argc >= 4 && std::string(argv[1]) == "bench") {
+    std::vector<std::string> g(argv + 3, argv + argc);
+    int reps = 20;
+    if (const char* r = std::getenv("GPU_CHECK_REPS")) reps = std::max(3, std::atoi(r));
+    return run_bench(argv[2], g, reps);
+  }
+  std::fprintf(stderr, "usage: gpu_check parse DIR | suite DIR [--quick] | bench DIR GEOMETRY...\n");
+  return 2;
+}

@@ -1,0 +1,189 @@
+/*
+ * tileans_cuda.h: the C ABI of the tileans CUDA decoder (cuda/src/tileans_cuda.cu, built with nvcc).
+ *
+ * The frame format is specified in docs/FORMAT.md. This decoder is an independent implementation
+ * of it: its header parser (tileans_cuda_parse) is C++ inside the shim and needs nothing from Rust.
+ *
+ * Flow of a decode (see cuda/README.md for a worked example):
+ *
+ *   1. Host, once per frame: tileans_cuda_parse() reads and validates the frame header from host
+ *      memory (only the first header_len bytes are needed; the payload may live on the device
+ *      only). Everything FORMAT.md section 7 asks before decoding is checked here, including the
+ *      header checksum and every tile-index entry.
+ *   2. Host, once per set of frames: tileans_cuda_workspace_size() -> caller allocates a device
+ *      workspace; tileans_cuda_prepare_async() uploads the job descriptors and builds the decode
+ *      lookup tables (16 KiB each) in the workspace. This step copies from host memory and is not
+ *      meant to be captured in a CUDA graph (do it at load time).
+ *   3. Any number of times: tileans_cuda_decode_batch_async() decodes every prepared frame in one
+ *      launch. It never allocates, never synchronizes and copies nothing from the host, so it can be
+ *      captured in a CUDA graph and replayed. Errors found on the device go to the per-tile status
+ *      array (0 = tile ok, otherwise TILEANS_CUDA_TILE_* bits), never to the return code.
+ *
+ *   For a single frame, tileans_cuda_decode_async() does steps 2 and 3 in two kernel launches with
+ *   no host copy (the job travels as a kernel parameter), also capture-safe.
+ *
+ * Requirements: frame and output device pointers 16-byte aligned (cudaMalloc gives 256). The
+ * content checksum (XXH64 of the whole tensor, FORMAT.md section 4.2 item 5) is not verified on the
+ * GPU; tileans_cuda_frame.content_checksum exposes it for a host-side check.
+ *
+ * This header also compiles under NVRTC (the Rust crate tileans-cuda embeds it): there, only the
+ * plain structs and constants are visible.
+ */
+#ifndef TILEANS_CUDA_H
+#define TILEANS_CUDA_H
+
+#if defined(__CUDACC_RTC__)
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+#else
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#define TILEANS_CUDA_VERSION_MAJOR 0
+#define TILEANS_CUDA_VERSION_MINOR 1
+#define TILEANS_CUDA_VERSION_PATCH 0
+
+/* Lookup tables: one u32 per slot, (freq-1) << 20 | (slot-cum) << 8 | symbol, 4096 slots each. */
+#define TILEANS_CUDA_LUT_ENTRIES 4096
+#define TILEANS_CUDA_LUT_BYTES (4 * TILEANS_CUDA_LUT_ENTRIES)
+#define TILEANS_CUDA_MAX_LUTS 64 /* 4 planes x 16 tables */
+
+/* Per-tile status bits written by the decode kernels (0 = the tile decoded and passed its checks). */
+#define TILEANS_CUDA_TILE_INITIAL_STATE 0x01u /* a lane's stored state is below 2^16 */
+#define TILEANS_CUDA_TILE_WORDS_EXHAUSTED 0x02u /* renormalisation needed more words than stored */
+#define TILEANS_CUDA_TILE_WORDS_LEFT 0x04u /* fewer words consumed than stored */
+#define TILEANS_CUDA_TILE_FINAL_STATE 0x08u /* a final state differs from the initial encoder state */
+#define TILEANS_CUDA_TILE_PADDING 0x10u /* non-zero section padding */
+#define TILEANS_CUDA_TILE_LAYOUT 0x20u /* descriptor or section outside the frame (device copy differs) */
+
+/*
+ * One frame's decode as the kernels see it (device memory or kernel parameter). 128 bytes, all
+ * offsets in bytes from the frame's first byte. Filled by tileans_cuda_make_job() or by the Rust
+ * crate; the kernels re-check every section bound against frame_len, so a job and a frame that
+ * disagree produce TILEANS_CUDA_TILE_LAYOUT, not an out-of-bounds access.
+ */
+typedef struct tileans_cuda_job {
+    uint64_t src;         /* device address of the frame (16-byte aligned) */
+    uint64_t dst;         /* device address of the output, rows*cols*planes bytes (16-byte aligned) */
+    uint64_t luts;        /* device address of this frame's lookup tables */
+    uint64_t status;      /* device address of num_tiles u32 statuses, or 0 */
+    uint64_t rows;        /* matrix view: rows */
+    uint64_t cols;        /* matrix view: columns in units */
+    uint64_t grid_cols;   /* tiles per band of rows */
+    uint64_t num_tiles;
+    uint64_t frame_len;   /* header_len + payload_len */
+    uint64_t payload_at;  /* header_len */
+    uint64_t index_at;    /* offset of the tile index */
+    uint64_t block_begin; /* first block of this job in a batched launch */
+    uint32_t tile_rows;
+    uint32_t tile_cols;
+    uint8_t elem_type;    /* FORMAT.md section 2 code */
+    uint8_t planes;       /* bytes per unit */
+    uint8_t coded_mask;
+    uint8_t scale_bits;
+    uint8_t index_words;  /* 1 + popcount(coded_mask) */
+    uint8_t n_tables[4];  /* tables per plane (0 for raw planes) */
+    uint8_t lut_first[4]; /* LUT number of (plane p, table 0) within luts */
+    uint8_t reserved[11];
+} tileans_cuda_job;
+
+/* Byte offsets of the stored frequency tables that a LUT-building kernel reads. */
+typedef struct tileans_cuda_lut_tasks {
+    uint32_t table_at[TILEANS_CUDA_MAX_LUTS]; /* offset of stored table i in the frame */
+    uint32_t count;
+    uint32_t scale_bits;
+} tileans_cuda_lut_tasks;
+
+#if !defined(__CUDACC_RTC__)
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tileans_cuda_status {
+    TILEANS_CUDA_OK = 0,
+    TILEANS_CUDA_ERR_INVALID_ARGUMENT = 1, /* null pointer, misaligned pointer, count 0 */
+    TILEANS_CUDA_ERR_TRUNCATED = 2,        /* fewer bytes than the header or frame needs */
+    TILEANS_CUDA_ERR_BAD_MAGIC = 3,
+    TILEANS_CUDA_ERR_UNSUPPORTED_VERSION = 4,
+    TILEANS_CUDA_ERR_HEADER_CHECKSUM = 5,
+    TILEANS_CUDA_ERR_INVALID_HEADER = 6,   /* any other header / table / index violation */
+    TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL = 7,
+    TILEANS_CUDA_ERR_CUDA = 8,             /* a CUDA call failed; see cudaGetLastError() */
+    TILEANS_CUDA_ERR_TOO_LARGE = 9         /* more tiles or LUTs than one launch handles */
+} tileans_cuda_status;
+
+/* A parsed, validated frame header (host memory). */
+typedef struct tileans_cuda_frame {
+    uint64_t dims[8];
+    uint64_t rows, cols;         /* matrix view, units */
+    uint64_t grid_rows, grid_cols, num_tiles;
+    uint64_t header_len, payload_len, frame_len;
+    uint64_t index_at;
+    uint64_t decoded_len;        /* bytes of the decoded tensor */
+    uint64_t content_checksum;   /* valid when has_content_checksum */
+    uint32_t tile_rows, tile_cols;
+    uint8_t elem_type, rank, planes, coded_mask, scale_bits, has_content_checksum;
+    uint8_t n_tables[4];
+    uint8_t lut_first[4];
+    uint8_t n_luts;
+    uint32_t table_at[TILEANS_CUDA_MAX_LUTS]; /* stored table of LUT i */
+} tileans_cuda_frame;
+
+/* Host-side record of a prepared batch, passed back to tileans_cuda_decode_batch_async(). */
+typedef struct tileans_cuda_plan {
+    uint64_t count;          /* frames */
+    uint64_t total_tiles;    /* status entries the caller's array must hold */
+    uint64_t total_blocks;   /* grid size of the decode launch */
+    uint32_t tiles_per_block;
+    uint32_t smem_bytes;     /* dynamic shared memory of the decode launch */
+    uint64_t jobs_at;        /* byte offset of the job array in the workspace */
+} tileans_cuda_plan;
+
+const char *tileans_cuda_status_str(tileans_cuda_status s);
+
+/*
+ * Parse and validate a frame header. `bytes` holds the first `available` bytes of the frame
+ * (at least header_len; the whole frame is fine), `frame_len` is the frame's total length.
+ */
+tileans_cuda_status tileans_cuda_parse(const uint8_t *bytes, size_t available, uint64_t frame_len,
+                                       tileans_cuda_frame *out);
+
+/* Device workspace bytes for decoding these frames together (jobs + lookup tables). */
+size_t tileans_cuda_workspace_size(const tileans_cuda_frame *frames, size_t count);
+
+/* Fill a job for one frame (host memory); `d_luts` is where its LUTs live on the device. */
+void tileans_cuda_make_job(const tileans_cuda_frame *f, const void *d_src, void *d_dst, const uint32_t *d_luts,
+                           uint32_t *d_status, tileans_cuda_job *out);
+
+/*
+ * Load-time step for a batch: writes the jobs into d_workspace and builds every LUT there.
+ * d_srcs / d_dsts are host arrays of device pointers; d_status (nullable) receives the tiles of
+ * frame 0, then frame 1, ... (plan->total_tiles u32). Returns the plan for the decode call.
+ */
+tileans_cuda_status tileans_cuda_prepare_async(const tileans_cuda_frame *frames, size_t count,
+                                               const void *const *d_srcs, void *const *d_dsts,
+                                               uint32_t *d_status, void *d_workspace, size_t workspace_len,
+                                               tileans_cuda_plan *plan, cudaStream_t stream);
+
+/* Decode every frame of a prepared batch in one launch. Capture-safe: no allocation, no sync. */
+tileans_cuda_status tileans_cuda_decode_batch_async(const tileans_cuda_plan *plan, const void *d_workspace,
+                                                    cudaStream_t stream);
+
+/*
+ * One frame: build its LUTs into d_workspace (tileans_cuda_workspace_size(f, 1) bytes) and decode.
+ * Capture-safe: two kernel launches, no allocation, no host copy, no sync.
+ */
+tileans_cuda_status tileans_cuda_decode_async(const tileans_cuda_frame *f, const void *d_src, void *d_dst,
+                                              uint32_t *d_status, void *d_workspace, size_t workspace_len,
+                                              cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* !__CUDACC_RTC__ */
+#endif /* TILEANS_CUDA_H */
