@@ -3,6 +3,8 @@
 // Link it together with cuda/src/tileans_cuda.cu (tileans_cuda_parse and the bulk decoder).
 #include <cuda_runtime.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "host_parse.hpp"
@@ -15,13 +17,22 @@
 // ------------------------------------------------------------------------------------------------
 #define TILEANS_GEMM_KERNEL(J, MC, T)                                                                  \
   extern "C" __global__ void __launch_bounds__(T, 1)                                                   \
-      tileans_gemm_j##J##_m##MC(const __grid_constant__ tileans_gemm::Params p) {                      \
+      tileans_gemm_j##J##_m##MC##_t##T(const __grid_constant__ tileans_gemm::Params p) {               \
     tileans_gemm::fused_body<J, MC>(p);                                                                \
   }
+// J = 1 (32-row tiles, the default geometry): several register budgets per batch chunk (1024
+// threads: 64 registers, 768: 80, 512: 128, 384: 168), the default first; TILEANS_GEMM_THREADS_M<mc>
+// (environment, read once) picks another for tuning.
 TILEANS_GEMM_KERNEL(1, 8, 1024)
+TILEANS_GEMM_KERNEL(1, 8, 768)
+TILEANS_GEMM_KERNEL(1, 8, 512)
 TILEANS_GEMM_KERNEL(1, 16, 1024)
+TILEANS_GEMM_KERNEL(1, 16, 768)
+TILEANS_GEMM_KERNEL(1, 16, 512)
 TILEANS_GEMM_KERNEL(1, 32, 768)
+TILEANS_GEMM_KERNEL(1, 32, 512)
 TILEANS_GEMM_KERNEL(1, 64, 512)
+TILEANS_GEMM_KERNEL(1, 64, 384)
 TILEANS_GEMM_KERNEL(2, 8, 1024)
 TILEANS_GEMM_KERNEL(2, 16, 768)
 TILEANS_GEMM_KERNEL(2, 32, 512)
@@ -49,16 +60,36 @@ struct Variant {
   KernelFn fn;
 };
 
+#define TILEANS_GEMM_V(J, MC, T) {J, MC, T, tileans_gemm_j##J##_m##MC##_t##T}
 const Variant kVariants[] = {
-    {1, 8, 1024, tileans_gemm_j1_m8},  {1, 16, 1024, tileans_gemm_j1_m16}, {1, 32, 768, tileans_gemm_j1_m32},
-    {1, 64, 512, tileans_gemm_j1_m64}, {2, 8, 1024, tileans_gemm_j2_m8},   {2, 16, 768, tileans_gemm_j2_m16},
-    {2, 32, 512, tileans_gemm_j2_m32}, {4, 8, 512, tileans_gemm_j4_m8},    {4, 16, 512, tileans_gemm_j4_m16},
+    TILEANS_GEMM_V(1, 8, 1024),  TILEANS_GEMM_V(1, 8, 768),   TILEANS_GEMM_V(1, 8, 512),
+    TILEANS_GEMM_V(1, 16, 1024), TILEANS_GEMM_V(1, 16, 768),  TILEANS_GEMM_V(1, 16, 512),
+    TILEANS_GEMM_V(1, 32, 768),  TILEANS_GEMM_V(1, 32, 512),  TILEANS_GEMM_V(1, 64, 512),
+    TILEANS_GEMM_V(1, 64, 384),  TILEANS_GEMM_V(2, 8, 1024),  TILEANS_GEMM_V(2, 16, 768),
+    TILEANS_GEMM_V(2, 32, 512),  TILEANS_GEMM_V(4, 8, 512),   TILEANS_GEMM_V(4, 16, 512),
 };
+constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
+// The variant for (j, mc): the first listed, or the one with TILEANS_GEMM_THREADS_M<mc> threads.
 const Variant* find_variant(uint32_t j, uint32_t mc) {
+  static int forced[65] = {0};
+  static bool read = false;
+  if (!read) {
+    for (int c = 8; c <= 64; c *= 2) {
+      char name[40];
+      snprintf(name, sizeof(name), "TILEANS_GEMM_THREADS_M%d", c);
+      const char* e = getenv(name);
+      forced[c] = e ? atoi(e) : 0;
+    }
+    read = true;
+  }
+  const Variant* first = nullptr;
   for (const Variant& v : kVariants)
-    if (v.j == j && v.mc == mc) return &v;
-  return nullptr;
+    if (v.j == j && v.mc == mc) {
+      if (!first) first = &v;
+      if (j == 1 && mc <= 64 && forced[mc] && (int)v.threads == forced[mc]) return &v;
+    }
+  return first;
 }
 
 uint32_t max_mc(uint32_t j) { return j == 1 ? 64 : j == 2 ? 32 : 16; }
@@ -117,7 +148,7 @@ tileans_gemm_status make_plan(const tileans_cuda_frame* f, uint64_t M, const til
   pl->threads = threads;
   const uint32_t warps = threads / 32;
   pl->smem = pl->n_luts * TILEANS_CUDA_LUT_BYTES + warps * per_warp;
-  static bool attr_done[16] = {};
+  static bool attr_done[kNumVariants] = {};
   const int vi = (int)(pl->v - kVariants);
   if (!attr_done[vi]) {
     cudaFuncSetAttribute(pl->v->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);

@@ -1,0 +1,492 @@
+// fused_check.cu: correctness and benchmark of the fused decode + matrix multiply (issue 6).
+//
+//   fused_check DIR check N K [N K ...]   correctness: every shape x several M, float64 host reference
+//   fused_check DIR bench  N K [N K ...]   timing: fused vs cuBLAS vs bulk decode + cuBLAS vs HBM bound
+//
+// DIR holds w_N_K.tans (a tileans frame of an N x K BF16 matrix) and w_N_K.bf16 (the same matrix,
+// uncompressed), as written by the throwaway encoder of scripts/gpu-fused.sh.
+// Build: see scripts/gpu-fused.sh (nvcc -arch=sm_90 ... -lcublas).
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tileans_cuda.h"
+#include "tileans_gemm.h"
+
+#define CK(x)                                                                                   \
+  do {                                                                                          \
+    cudaError_t e_ = (x);                                                                       \
+    if (e_ != cudaSuccess) {                                                                    \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));        \
+      exit(3);                                                                                  \
+    }                                                                                           \
+  } while (0)
+#define CKB(x)                                                                                  \
+  do {                                                                                          \
+    cublasStatus_t e_ = (x);                                                                    \
+    if (e_ != CUBLAS_STATUS_SUCCESS) {                                                          \
+      fprintf(stderr, "%s:%d %s: cublas %d\n", __FILE__, __LINE__, #x, (int)e_);                \
+      exit(3);                                                                                  \
+    }                                                                                           \
+  } while (0)
+#define CKG(x)                                                                                  \
+  do {                                                                                          \
+    tileans_gemm_status e_ = (x);                                                               \
+    if (e_ != TILEANS_GEMM_OK) {                                                                \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, tileans_gemm_status_str(e_));   \
+      exit(3);                                                                                  \
+    }                                                                                           \
+  } while (0)
+
+static std::vector<uint8_t> read_file(const std::string& p) {
+  FILE* f = fopen(p.c_str(), "rb");
+  if (!f) {
+    fprintf(stderr, "cannot open %s\n", p.c_str());
+    exit(2);
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  std::vector<uint8_t> v(n);
+  if (n && fread(v.data(), 1, n, f) != (size_t)n) exit(2);
+  fclose(f);
+  return v;
+}
+
+static float bf2f(uint16_t b) {
+  uint32_t u = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static uint16_t f2bf(float f) {  // round to nearest even (finite inputs)
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  u += 0x7FFF + ((u >> 16) & 1);
+  return (uint16_t)(u >> 16);
+}
+
+struct Weight {
+  int N, K;
+  std::vector<uint8_t> frame;
+  std::vector<uint16_t> w;  // host uncompressed
+  tileans_cuda_frame f;
+  void* d_frame = nullptr;
+  uint32_t* d_luts = nullptr;
+  uint16_t* d_w = nullptr;  // uncompressed on the device (cuBLAS)
+};
+
+static Weight load_weight(const std::string& dir, int N, int K, bool upload_dense) {
+  Weight W;
+  W.N = N;
+  W.K = K;
+  const std::string base = dir + "/w_" + std::to_string(N) + "_" + std::to_string(K);
+  W.frame = read_file(base + ".tans");
+  std::vector<uint8_t> raw = read_file(base + ".bf16");
+  W.w.resize((size_t)N * K);
+  memcpy(W.w.data(), raw.data(), raw.size());
+  tileans_cuda_status s = tileans_cuda_parse(W.frame.data(), W.frame.size(), W.frame.size(), &W.f);
+  if (s != TILEANS_CUDA_OK) {
+    fprintf(stderr, "parse %s: %s\n", base.c_str(), tileans_cuda_status_str(s));
+    exit(2);
+  }
+  CK(cudaMalloc(&W.d_frame, W.frame.size()));
+  CK(cudaMemcpy(W.d_frame, W.frame.data(), W.frame.size(), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&W.d_luts, std::max<size_t>(tileans_gemm_lut_bytes(&W.f), 256)));
+  CKG(tileans_gemm_build_luts_async(&W.f, W.d_frame, W.d_luts, 0));
+  if (upload_dense) {
+    CK(cudaMalloc(&W.d_w, raw.size()));
+    CK(cudaMemcpy(W.d_w, raw.data(), raw.size(), cudaMemcpyHostToDevice));
+  }
+  CK(cudaDeviceSynchronize());
+  return W;
+}
+static void free_weight(Weight& W) {
+  cudaFree(W.d_frame);
+  cudaFree(W.d_luts);
+  if (W.d_w) cudaFree(W.d_w);
+}
+
+// ---- host float64 reference over rows `rows` of W (all M) -------------------------------------
+static void reference(const Weight& W, const std::vector<uint16_t>& x, int M, int ldx, const std::vector<int>& rows,
+                      std::vector<double>& ref /* M x rows.size() */, std::vector<double>& aref /* sum |x w| */) {
+  const int R = (int)rows.size(), K = W.K;
+  ref.assign((size_t)M * R, 0.0);
+  aref.assign((size_t)M * R, 0.0);
+  std::vector<double> xd((size_t)M * K);
+  for (int m = 0; m < M; ++m)
+    for (int k = 0; k < K; ++k) xd[(size_t)m * K + k] = bf2f(x[(size_t)m * ldx + k]);
+  unsigned nt = std::max(1u, std::min(32u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> th;
+  for (unsigned t = 0; t < nt; ++t)
+    th.emplace_back([&, t] {
+      std::vector<double> wr(K);
+      for (int ri = t; ri < R; ri += nt) {
+        const uint16_t* wp = W.w.data() + (size_t)rows[ri] * K;
+        for (int k = 0; k < K; ++k) wr[k] = bf2f(wp[k]);
+        for (int m = 0; m < M; ++m) {
+          const double* xp = xd.data() + (size_t)m * K;
+          double s = 0, a = 0;
+          for (int k = 0; k < K; ++k) {
+            s += xp[k] * wr[k];
+            a += std::fabs(xp[k] * wr[k]);
+          }
+          ref[(size_t)m * R + ri] = s;
+          aref[(size_t)m * R + ri] = a;
+        }
+      }
+    });
+  for (auto& h : th) h.join();
+}
+
+static std::mt19937_64 rng(12345);
+
+static std::vector<uint16_t> random_x(int M, int K, int ld, float scale) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<uint16_t> x((size_t)M * ld);
+  for (auto& v : x) v = f2bf(nd(rng) * scale);
+  return x;
+}
+
+struct CheckResult {
+  double rel = 0, max_row_rel = 0;
+  long unwritten = 0, nonzero_zero_rows = 0;
+  uint32_t status = 0;
+};
+
+static int g_fail = 0, g_pass = 0;
+
+// One correctness run: fresh x, poisoned y, fused call, compare with the float64 reference.
+static void check_one(const Weight& W, int M, tileans_gemm_out out, const tileans_gemm_options* opt, int ldx_pad,
+                      int ldy_pad, float xscale, const char* tag) {
+  const int N = W.N, K = W.K;
+  const int ldx = K + ldx_pad, ldy = N + ldy_pad;
+  std::vector<uint16_t> x = random_x(M, K, ldx, xscale);
+  uint16_t* d_x;
+  void* d_y;
+  uint32_t* d_st;
+  const size_t esz = out == TILEANS_GEMM_OUT_F32 ? 4 : 2;
+  CK(cudaMalloc(&d_x, x.size() * 2 + 16));
+  // ldx_pad odd: also misalign the base by one element (scalar B-load path)
+  uint16_t* xb = d_x + (ldx_pad & 1);
+  CK(cudaMemcpy(xb, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&d_y, (size_t)M * ldy * esz));
+  CK(cudaMemset(d_y, 0xFF, (size_t)M * ldy * esz));  // poison: NaN in BF16 and FP32
+  CK(cudaMalloc(&d_st, 4));
+  CK(cudaMemset(d_st, 0, 4));
+  const size_t wsn = tileans_gemm_workspace_size(&W.f, M, opt);
+  void* d_ws = nullptr;
+  if (wsn) CK(cudaMalloc(&d_ws, wsn));
+  if (wsn) CK(cudaMemset(d_ws, 0xFF, wsn));  // poison the workspace too
+  tileans_gemm_plan_info pi;
+  CKG(tileans_gemm_plan(&W.f, M, opt, &pi));
+  CKG(tileans_gemm_bf16_async(&W.f, W.d_frame, W.d_luts, xb, M, ldx, d_y, ldy, out, d_ws, wsn, d_st, opt, 0));
+  CK(cudaGetLastError());
+  CK(cudaDeviceSynchronize());
+  std::vector<uint8_t> yb((size_t)M * ldy * esz);
+  CK(cudaMemcpy(yb.data(), d_y, yb.size(), cudaMemcpyDeviceToHost));
+  uint32_t st;
+  CK(cudaMemcpy(&st, d_st, 4, cudaMemcpyDeviceToHost));
+  // rows to check: all for small matrices, else 384 random rows plus the first and last 40
+  std::vector<int> rows;
+  if ((double)N * K * M <= 3e9) {
+    for (int r = 0; r < N; ++r) rows.push_back(r);
+  } else {
+    for (int r = 0; r < 40 && r < N; ++r) rows.push_back(r);
+    for (int r = std::max(40, N - 40); r < N; ++r) rows.push_back(r);
+    std::uniform_int_distribution<int> ud(0, N - 1);
+    for (int i = 0; i < 384; ++i) rows.push_back(ud(rng));
+  }
+  std::vector<double> ref, aref;
+  reference(W, x, M, ldx, rows, ref, aref);
+  CheckResult cr;
+  cr.status = st;
+  double num = 0, den = 0;
+  const int R = (int)rows.size();
+  std::vector<double> rn(R, 0), rd(R, 0);
+  for (int m = 0; m < M; ++m)
+    for (int ri = 0; ri < R; ++ri) {
+      const size_t at = (size_t)m * ldy + rows[ri];
+      double v;
+      if (esz == 4) {
+        float f;
+        memcpy(&f, yb.data() + at * 4, 4);
+        v = f;
+      } else {
+        uint16_t b;
+        memcpy(&b, yb.data() + at * 2, 2);
+        v = bf2f(b);
+      }
+      const double r = ref[(size_t)m * R + ri];
+      if (std::isnan(v)) {
+        ++cr.unwritten;
+        continue;
+      }
+      const double d = v - r;
+      num += d * d;
+      den += r * r;
+      rn[ri] += d * d;
+      rd[ri] += aref[(size_t)m * R + ri] * aref[(size_t)m * R + ri];
+      if (r == 0 && v != 0) ++cr.nonzero_zero_rows;
+    }
+  cr.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  for (int ri = 0; ri < R; ++ri)
+    if (rd[ri] > 0) cr.max_row_rel = std::max(cr.max_row_rel, std::sqrt(rn[ri] / rd[ri]));
+  const double tol = out == TILEANS_GEMM_OUT_F32 ? 1e-4 : 8e-3;
+  const bool ok = cr.unwritten == 0 && cr.status == 0 && cr.rel < tol && cr.max_row_rel < 10 * tol &&
+                  cr.nonzero_zero_rows == 0;
+  ok ? ++g_pass : ++g_fail;
+  printf("%-4s %6d x %-6d M=%-4d %s %-12s J=%u mc=%-2u passes=%-2u S=%-2u grid=%ux%u rows=%-5d rel=%.3e rowmax=%.3e "
+         "unwritten=%ld zero-viol=%ld status=0x%x\n",
+         ok ? "PASS" : "FAIL", N, K, M, out == TILEANS_GEMM_OUT_F32 ? "f32 " : "bf16", tag, pi.j, pi.m_chunk, pi.passes,
+         pi.splits, pi.grid, pi.threads, R, cr.rel, cr.max_row_rel, cr.unwritten, cr.nonzero_zero_rows, cr.status);
+  fflush(stdout);
+  cudaFree(d_x);
+  cudaFree(d_y);
+  cudaFree(d_st);
+  if (d_ws) cudaFree(d_ws);
+}
+
+// ---- benchmark ---------------------------------------------------------------------------------
+__global__ void read_kernel(const uint4* p, size_t n, unsigned long long* sink) {
+  uint4 acc = make_uint4(0, 0, 0, 0);
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const uint4 v = p[i];
+    acc.x ^= v.x;
+    acc.y ^= v.y;
+    acc.z ^= v.z;
+    acc.w ^= v.w;
+  }
+  if ((acc.x ^ acc.y ^ acc.z ^ acc.w) == 0x12345678u) atomicAdd(sink, 1ull);
+}
+
+struct Flusher {
+  uint4* buf = nullptr;
+  size_t n = 0;
+  unsigned long long* sink = nullptr;
+  Flusher() {
+    n = (256ull << 20) / 16;
+    CK(cudaMalloc(&buf, n * 16));
+    CK(cudaMemset(buf, 1, n * 16));
+    CK(cudaMalloc(&sink, 8));
+  }
+  void flush(cudaStream_t s) { read_kernel<<<132 * 8, 512, 0, s>>>(buf, n, sink); }
+};
+
+template <class F>
+static double time_median(Flusher& fl, F&& fn, int reps) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  std::vector<float> t;
+  for (int i = 0; i < reps + 2; ++i) {
+    fl.flush(0);
+    CK(cudaEventRecord(a, 0));
+    fn();
+    CK(cudaEventRecord(b, 0));
+    CK(cudaEventSynchronize(b));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 2) t.push_back(ms * 1000.f);
+  }
+  CK(cudaGetLastError());
+  std::sort(t.begin(), t.end());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return t[t.size() / 2];
+}
+
+static void gemm_cublas(cublasHandle_t h, const uint16_t* d_w, const uint16_t* d_x, uint16_t* d_y, int N, int K, int M) {
+  const float one = 1.f, zero = 0.f;
+  // y (M x N row-major) = x (M x K) . W^T  <=>  y^T (N x M col-major) = W (N x K row-major = K x N col-major)^T . x^T
+  CKB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, d_w, CUDA_R_16BF, K, d_x, CUDA_R_16BF, K, &zero, d_y,
+                   CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+static void bench(const std::string& dir, std::vector<std::pair<int, int>> shapes, std::vector<int> Ms, FILE* md,
+                  bool fused_only) {
+  Flusher fl;
+  cublasHandle_t h;
+  CKB(cublasCreate(&h));
+  // measured read bandwidth (1 GiB, read-only kernel)
+  double read_gbs;
+  {
+    uint4* big;
+    const size_t n = (1ull << 30) / 16;
+    CK(cudaMalloc(&big, n * 16));
+    CK(cudaMemset(big, 3, n * 16));
+    double us = time_median(fl, [&] { read_kernel<<<132 * 8, 512>>>(big, n, fl.sink); }, 9);
+    read_gbs = (double)n * 16 / us / 1e3;
+    cudaFree(big);
+  }
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  printf("\n# device: %s, %d SMs; measured read bandwidth %.0f GB/s (1 GiB read-only kernel)\n", prop.name,
+         prop.multiProcessorCount, read_gbs);
+  if (md)
+    fprintf(md,
+            "Device: %s (%d SMs). Measured read bandwidth: %.0f GB/s (1 GiB read-only kernel, median of 9, L2 flushed).\n\n"
+            "| N | K | M | fused µs | cuBLAS µs | fused/cuBLAS speedup | bulk decode + cuBLAS µs | HBM bound µs (compressed) | "
+            "fused eff. GB/s (compressed) | plan (mc x passes, S, grid x threads) | max rel err vs cuBLAS |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n",
+            prop.name, prop.multiProcessorCount, read_gbs);
+  printf("%6s %6s %5s | %9s %9s %7s | %11s %9s | %9s | %s\n", "N", "K", "M", "fused", "cuBLAS", "speedup", "decode+cuBL",
+         "HBMbound", "effGB/s", "plan / err");
+  for (auto& sh : shapes) {
+    Weight W = load_weight(dir, sh.first, sh.second, true);
+    const int N = W.N, K = W.K;
+    const int maxM = *std::max_element(Ms.begin(), Ms.end());
+    std::vector<uint16_t> x = random_x(maxM, K, K, 1.f);
+    uint16_t *d_x, *d_y, *d_yr, *d_wdec;
+    uint32_t* d_st;
+    CK(cudaMalloc(&d_x, x.size() * 2));
+    CK(cudaMemcpy(d_x, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&d_y, (size_t)maxM * N * 2));
+    CK(cudaMalloc(&d_yr, (size_t)maxM * N * 2));
+    CK(cudaMalloc(&d_wdec, (size_t)N * K * 2));
+    CK(cudaMalloc(&d_st, 4));
+    CK(cudaMemset(d_st, 0, 4));
+    // bulk decoder of issue 5: prepared once (load time), decoded per call
+    const size_t bws_n = tileans_cuda_workspace_size(&W.f, 1);
+    void* d_bws;
+    CK(cudaMalloc(&d_bws, bws_n));
+    uint32_t* d_bst;
+    CK(cudaMalloc(&d_bst, W.f.num_tiles * 4 + 4));
+    tileans_cuda_plan bplan;
+    const void* srcs[1] = {W.d_frame};
+    void* dsts[1] = {d_wdec};
+    if (tileans_cuda_prepare_async(&W.f, 1, srcs, dsts, d_bst, d_bws, bws_n, &bplan, 0) != TILEANS_CUDA_OK) {
+      fprintf(stderr, "bulk prepare failed\n");
+      exit(3);
+    }
+    CK(cudaDeviceSynchronize());
+    for (int M : Ms) {
+      const size_t wsn = tileans_gemm_workspace_size(&W.f, M, nullptr);
+      void* d_ws = nullptr;
+      if (wsn) CK(cudaMalloc(&d_ws, wsn));
+      tileans_gemm_plan_info pi;
+      CKG(tileans_gemm_plan(&W.f, M, nullptr, &pi));
+      auto fused = [&] {
+        CKG(tileans_gemm_bf16_async(&W.f, W.d_frame, W.d_luts, d_x, M, K, d_y, N, TILEANS_GEMM_OUT_BF16, d_ws, wsn, d_st,
+                                    nullptr, 0));
+      };
+      auto cub = [&] { gemm_cublas(h, W.d_w, d_x, d_yr, N, K, M); };
+      auto dec = [&] {
+        if (tileans_cuda_decode_batch_async(&bplan, d_bws, 0) != TILEANS_CUDA_OK) exit(3);
+        gemm_cublas(h, d_wdec, d_x, d_yr, N, K, M);
+      };
+      const double t_f = time_median(fl, fused, 15);
+      if (fused_only) {
+        printf("SWEEP %6d %6d %5d mc=%u threads=%u grid=%u S=%u fused_us=%.1f\n", N, K, M, pi.m_chunk, pi.threads, pi.grid,
+               pi.splits, t_f);
+        fflush(stdout);
+        if (d_ws) cudaFree(d_ws);
+        continue;
+      }
+      const double t_c = time_median(fl, cub, 15);
+      const double t_d = time_median(fl, dec, 7);
+      // accuracy vs cuBLAS on the same inputs (both BF16 out)
+      cub();
+      fused();
+      CK(cudaDeviceSynchronize());
+      std::vector<uint16_t> a((size_t)M * N), b((size_t)M * N);
+      CK(cudaMemcpy(a.data(), d_y, a.size() * 2, cudaMemcpyDeviceToHost));
+      CK(cudaMemcpy(b.data(), d_yr, b.size() * 2, cudaMemcpyDeviceToHost));
+      double num = 0, den = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        const double d = (double)bf2f(a[i]) - bf2f(b[i]);
+        num += d * d;
+        den += (double)bf2f(b[i]) * bf2f(b[i]);
+      }
+      uint32_t st;
+      CK(cudaMemcpy(&st, d_st, 4, cudaMemcpyDeviceToHost));
+      const double rel = std::sqrt(num / std::max(den, 1e-300));
+      const double hbm = (double)W.frame.size() / read_gbs / 1e3;
+      const double eff = (double)W.frame.size() / t_f / 1e3;
+      printf("%6d %6d %5d | %9.1f %9.1f %7.3f | %11.1f %9.1f | %9.0f | %ux%u S=%u %ux%u rel=%.2e st=0x%x\n", N, K, M, t_f,
+             t_c, t_c / t_f, t_d, hbm, eff, pi.m_chunk, pi.passes, pi.splits, pi.grid, pi.threads, rel, st);
+      fflush(stdout);
+      if (md)
+        fprintf(md, "| %d | %d | %d | %.1f | %.1f | %.2fx | %.1f | %.1f | %.0f | %ux%u, S=%u, %ux%u | %.1e |\n", N, K, M,
+                t_f, t_c, t_c / t_f, t_d, hbm, eff, pi.m_chunk, pi.passes, pi.splits, pi.grid, pi.threads, rel);
+      if (st) ++g_fail;
+      if (d_ws) cudaFree(d_ws);
+    }
+    cudaFree(d_x);
+    cudaFree(d_y);
+    cudaFree(d_yr);
+    cudaFree(d_wdec);
+    cudaFree(d_st);
+    cudaFree(d_bws);
+    cudaFree(d_bst);
+    free_weight(W);
+  }
+  cublasDestroy(h);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: fused_check DIR check|bench [--md FILE] [--m M1,M2,..] N K [N K ...]\n");
+    return 2;
+  }
+  const std::string dir = argv[1], mode = argv[2];
+  std::vector<std::pair<int, int>> shapes;
+  std::vector<int> Ms = {1, 4, 16, 64, 256, 512};
+  FILE* md = nullptr;
+  bool fused_only = false;
+  for (int i = 3; i < argc; ++i) {
+    if (!strcmp(argv[i], "--fused-only")) {
+      fused_only = true;
+      continue;
+    }
+    if (!strcmp(argv[i], "--md") && i + 1 < argc) {
+      md = fopen(argv[++i], "w");
+      continue;
+    }
+    if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+      Ms.clear();
+      for (char* p = strtok(argv[++i], ","); p; p = strtok(nullptr, ",")) Ms.push_back(atoi(p));
+      continue;
+    }
+    if (i + 1 < argc) {
+      shapes.push_back({atoi(argv[i]), atoi(argv[i + 1])});
+      ++i;
+    }
+  }
+  if (mode == "check") {
+    for (auto& sh : shapes) {
+      Weight W = load_weight(dir, sh.first, sh.second, false);
+      printf("# %d x %d: tile %u x %u, %llu tiles, %u tables, frame %zu bytes (%.3f bits/weight)\n", W.N, W.K,
+             W.f.tile_rows, W.f.tile_cols, (unsigned long long)W.f.num_tiles, (unsigned)W.f.n_tables[0], W.frame.size(),
+             W.frame.size() * 8.0 / ((double)W.N * W.K));
+      const bool special = W.N == 160 && W.K == 1040;  // CONST / RAW tiles with huge values: tiny activations
+      const float xs = special ? 0x1p-100f : 1.f;
+      for (int M : Ms) {
+        check_one(W, M, TILEANS_GEMM_OUT_F32, nullptr, 0, 0, xs, "auto");
+        check_one(W, M, TILEANS_GEMM_OUT_BF16, nullptr, 0, 3, xs, "auto,ldy+3");
+      }
+      // forced plans: no split-K / small chunks (several passes) / scalar B loads (odd ldx, odd base)
+      tileans_gemm_options o1 = {0, 1}, o2 = {8, 0}, o3 = {16, 3};
+      check_one(W, 40, TILEANS_GEMM_OUT_F32, &o1, 0, 0, xs, "S=1");
+      check_one(W, 40, TILEANS_GEMM_OUT_F32, &o2, 0, 0, xs, "mc=8");
+      check_one(W, 37, TILEANS_GEMM_OUT_F32, &o3, 1, 0, xs, "mc16,S3,ldx+1");
+      check_one(W, 5, TILEANS_GEMM_OUT_BF16, nullptr, 5, 1, xs, "ldx+5");
+      free_weight(W);
+    }
+  } else {
+    bench(dir, shapes, Ms, md, fused_only);
+  }
+  if (md) fclose(md);
+  printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
