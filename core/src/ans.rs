@@ -76,64 +76,83 @@ pub(crate) use enc::*;
 #[cfg(feature = "alloc")]
 mod enc {
     use super::*;
-    use alloc::vec::Vec;
 
-    /// Per-symbol encoder entry: frequency, cumulative frequency, and a reciprocal for
-    /// division-free `x / freq` (Alverson's method, as in ryg_rans).
+    /// Per-symbol encoder entry for division-free coding: with `v` the state after
+    /// renormalisation and `q = (v * rcp) >> (32 + scale) = v / freq`, the new state
+    /// `q * M + v % freq + cum` is `v + q * cmpl + cum`, `cmpl = M - freq`.
+    ///
+    /// `rcp = ceil(2^(32+scale) / freq)` makes `q` exact and the product fit 64 bits, because
+    /// renormalisation bounds `v < freq * 2^(32-scale)`: `v * rcp / 2^(32+scale)` exceeds
+    /// `v / freq` by less than `v / 2^(32+scale) < freq / 2^(2 scale) <= 1 / freq`, the gap to the
+    /// next integer; and `v * rcp <= 2^64 - 2^(32+scale)/freq + freq * 2^(32-scale) - 1 < 2^64`.
     #[derive(Clone, Copy, Default)]
     pub(crate) struct EncSym {
-        pub(crate) freq: u32,
-        pub(crate) cum: u32,
+        /// Renormalise (emit a word) when the state is at least this: `freq << (32 - scale)`.
         pub(crate) x_max: u64,
         pub(crate) rcp: u64,
-        pub(crate) shift: u32,
+        pub(crate) cmpl: u32,
+        pub(crate) cum: u32,
+        pub(crate) freq: u32,
     }
 
     /// Encoder entries for a frequency table.
     pub(crate) fn enc_table(freqs: &[u32; 256], scale_bits: u8) -> [EncSym; 256] {
         let mut out = [EncSym::default(); 256];
+        let m = 1u32 << scale_bits;
         let mut cum = 0u32;
         for (s, &f) in freqs.iter().enumerate() {
             if f == 0 {
                 continue;
             }
-            // Smallest shift with 2^shift >= f; rcp = ceil(2^(32+shift) / f).
-            let shift = 32 - (f - 1).leading_zeros().min(32);
-            let shift = if f == 1 { 0 } else { shift };
-            let rcp = (1u128 << (32 + shift)).div_ceil(u128::from(f));
-            out[s] =
-                EncSym { freq: f, cum, x_max: u64::from(f) << (32 - u32::from(scale_bits)), rcp: rcp as u64, shift };
+            let rcp = (1u64 << (32 + u32::from(scale_bits))).div_ceil(u64::from(f));
+            out[s] = EncSym { x_max: u64::from(f) << (32 - u32::from(scale_bits)), rcp, cmpl: m - f, cum, freq: f };
             cum += f;
         }
         out
     }
 
-    /// Encode `syms` (tile order) from `init` states; appends the forward word stream to `words`
-    /// and returns the final encoder states (the decoder's initial states).
+    /// One encoding step of a lane: renormalise (a word into `out` just below byte `*end`,
+    /// moving `end` down when a word is emitted), then code the symbol; `shift = 32 + scale`.
+    #[inline(always)]
+    pub(crate) fn encode_one(s: &mut u32, e: &EncSym, shift: u32, out: &mut [u8], end: &mut usize) {
+        debug_assert!(e.freq != 0, "symbol missing from its table");
+        let at = *end - 2;
+        out[at..at + 2].copy_from_slice(&(*s as u16).to_le_bytes());
+        let emit = u64::from(*s) >= e.x_max;
+        *end -= 2 * emit as usize;
+        let v = if emit { *s >> 16 } else { *s };
+        let q = ((u64::from(v) * e.rcp) >> shift) as u32;
+        *s = v.wrapping_add(q.wrapping_mul(e.cmpl)).wrapping_add(e.cum);
+    }
+
+    /// Encode `syms` (tile order) from `init` states. The words are written little-endian at
+    /// the end of `out` (at least two bytes per symbol), in stream order: the encoder runs from
+    /// the last symbol to the first (lanes in decreasing order within a step) and emits words
+    /// in the reverse of the order the decoder reads them, so it writes them back to front.
+    /// Returns the final encoder states (the decoder's initial states) and the word count.
     pub(crate) fn encode_lanes(
         syms: &[u8],
         table: &[EncSym; 256],
         scale_bits: u8,
         init: [u32; LANES],
-        words: &mut Vec<u16>,
-    ) -> [u32; LANES] {
-        let start = words.len();
+        out: &mut [u8],
+    ) -> ([u32; LANES], usize) {
+        assert!(out.len() >= 2 * syms.len());
+        let shift = 32 + u32::from(scale_bits);
+        let mut end = out.len();
         let mut x = init;
-        let scale = u32::from(scale_bits);
-        for (j, &sym) in syms.iter().enumerate().rev() {
-            let e = &table[sym as usize];
-            debug_assert!(e.freq != 0, "symbol {sym} missing from its table");
-            let lane = j % LANES;
-            let mut s = x[lane];
-            if u64::from(s) >= e.x_max {
-                words.push(s as u16);
-                s >>= 16;
-            }
-            let q = if e.freq == 1 { s } else { ((u128::from(s) * u128::from(e.rcp)) >> (32 + e.shift)) as u32 };
-            x[lane] = (q << scale) + (s - q * e.freq) + e.cum;
+        // At most one word per symbol, so `end >= 2` at every write.
+        let mut one = |s: &mut u32, sym: u8| encode_one(s, &table[sym as usize], shift, out, &mut end);
+        let full = syms.len() / LANES * LANES;
+        for (lane, &sym) in syms[full..].iter().enumerate().rev() {
+            one(&mut x[lane], sym);
         }
-        words[start..].reverse();
-        x
+        for step in syms[..full].chunks_exact(LANES).rev() {
+            for (s, &sym) in x.iter_mut().zip(step).rev() {
+                one(s, sym);
+            }
+        }
+        (x, (out.len() - end) / 2)
     }
 }
 
@@ -157,15 +176,44 @@ mod tests {
 
     #[test]
     fn reciprocal_division_is_exact() {
-        let mut freqs = [0u32; 256];
-        for (s, f) in freqs.iter_mut().enumerate() {
-            *f = 1 + s as u32 * 7 % 13;
+        // Every frequency at every scale, for states at the renormalisation bound and below.
+        for bits in 8..=12u8 {
+            let m = 1u32 << bits;
+            for f in 1..=m {
+                let rcp = (1u64 << (32 + u32::from(bits))).div_ceil(u64::from(f));
+                let vmax = (u64::from(f) << (32 - u32::from(bits))) - 1;
+                for v in [vmax, vmax - 1, vmax / 2, vmax / 3, u64::from(f) * 12345 % (vmax + 1), 65_536, 1] {
+                    let v = v.min(vmax) as u32;
+                    let q = ((u64::from(v) * rcp) >> (32 + u32::from(bits))) as u32;
+                    assert_eq!(q, v / f, "bits {bits} f {f} v {v}");
+                    assert!(u64::from(v).checked_mul(rcp).is_some());
+                }
+            }
         }
-        let tab = enc_table(&freqs, 12);
-        for e in tab.iter().filter(|e| e.freq > 1) {
-            for x in [1u32 << 16, 65_537, 1 << 20, 0x7FFF_FFFF, u32::MAX, 123_456_789] {
-                let q = ((u128::from(x) * u128::from(e.rcp)) >> (32 + e.shift)) as u32;
-                assert_eq!(q, x / e.freq, "x={x} f={}", e.freq);
+    }
+
+    #[test]
+    fn encode_step_matches_the_definition() {
+        // x' = (v / f) * M + v % f + cum, for every frequency including 1 and M - 1.
+        for bits in [8u8, 12] {
+            let m = 1u32 << bits;
+            for f in [1u32, 2, 3, 5, 255, m / 2, m - 1] {
+                let mut freqs = [0u32; 256];
+                freqs[0] = m - f - 1;
+                freqs[1] = f;
+                freqs[2] = 1;
+                let tab = enc_table(&freqs, bits);
+                let cum = m - f - 1;
+                let x_max = u64::from(f) << (32 - u32::from(bits));
+                for x in [1u32 << 16, (1 << 16) + 12345, 1 << 24, u32::MAX] {
+                    let mut s = x;
+                    let (mut out, mut end) = ([0u8; 2], 2);
+                    encode_one(&mut s, &tab[1], 32 + u32::from(bits), &mut out, &mut end);
+                    let v = if u64::from(x) >= x_max { x >> 16 } else { x };
+                    assert_eq!(end, if u64::from(x) >= x_max { 0 } else { 2 });
+                    let want = u64::from(v / f) * u64::from(m) + u64::from(v % f) + u64::from(cum);
+                    assert_eq!(u64::from(s), want, "bits {bits} f {f} x {x}");
+                }
             }
         }
     }
@@ -183,10 +231,10 @@ mod tests {
         let raw: Vec<u8> = (0..1000u32).map(|i| (i * 31) as u8).collect();
         for carry in [None, Some(&raw[..])] {
             let init = initial_states(syms.len(), carry);
-            let mut words = Vec::new();
-            let fin = encode_lanes(&syms, &enc, 12, init, &mut words);
+            let mut buf = alloc::vec![0u8; 2 * syms.len()];
+            let (fin, w) = encode_lanes(&syms, &enc, 12, init, &mut buf);
             let states: Vec<u8> = fin.iter().flat_map(|s| s.to_le_bytes()).collect();
-            let wbytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let wbytes = buf[buf.len() - 2 * w..].to_vec();
             let mut out = Vec::new();
             let end = decode_lanes(&dec, &states, &wbytes, syms.len(), |s| out.push(s)).unwrap();
             assert_eq!(out, syms);

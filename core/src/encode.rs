@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::frame::{
     descriptor, div_ceil, matrix_view, pad4, TileExtent, TileMode, FIXED_HEADER, FLAG_CONTENT_CHECKSUM, STATES_BYTES,
 };
-use crate::stats::PlaneHistogram;
 use crate::table::{quantize, stored_len};
 use crate::{CARRY_SYMBOLS, FORMAT_VERSION, MAGIC, MAX_RANK, MAX_TABLES, MAX_TILE_SYMBOLS};
 
@@ -159,7 +158,9 @@ impl<'a> Encoder<'a> {
         }
         let mut dims = [0u64; MAX_RANK];
         dims[..shape.len()].copy_from_slice(shape);
-        let content_sum = opts.content_checksum.then(|| xxhash_rust::xxh64::xxh64(data, 0));
+        // The content checksum is computed with the first statistics pass over the data, a
+        // band of rows at a time, so that the tensor is read once for both.
+        let mut hasher = opts.content_checksum.then(|| xxhash_rust::xxh64::Xxh64::new(0));
         let mut opts = opts.clone();
         if opts.adapt_tile_shape {
             (opts.tile_rows, opts.tile_cols) = adapted_tile(rows, cols, opts.tile_rows, opts.tile_cols);
@@ -178,22 +179,56 @@ impl<'a> Encoder<'a> {
             tiles,
             opts,
             planes: [None, None, None, None],
-            content_sum,
+            content_sum: None,
         };
         if tiles == 0 {
+            enc.content_sum = hasher.map(|mut h| {
+                h.update(data);
+                h.digest()
+            });
             return Ok(enc);
         }
-        let mut hist = PlaneHistogram::new(elem);
-        hist.add(data);
         let candidates = if enc.opts.dense || elem == ElemType::F32 { elem.planes() } else { 1 };
+        let clustering = enc.opts.max_tables > 1 && enc.tiles >= 2;
+        let band_bytes = enc.opts.tile_rows as usize * cols as usize * elem.planes();
         for p in 0..candidates {
-            enc.planes[p] = enc.plan_plane(p, &hist.counts[p]);
+            let mut counts = [0u64; 256];
+            let mut tile_hists: Vec<[u64; 256]> = Vec::new();
+            if clustering {
+                // Clustering needs every tile's histogram; their sum is the plane's. Band by
+                // band, each hashed while it is in cache.
+                tile_hists.reserve_exact(enc.tiles as usize);
+                for (band, bytes) in data.chunks(band_bytes).enumerate() {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(bytes);
+                    }
+                    let first = band as u64 * grid_cols;
+                    tile_hists.extend((first..first + grid_cols).map(|t| enc.tile_histogram(t, p)));
+                }
+                for h in &tile_hists {
+                    for (c, x) in counts.iter_mut().zip(h) {
+                        *c += x;
+                    }
+                }
+            } else {
+                let mut h = Histogram::new();
+                for chunk in data.chunks(64 << 10) {
+                    if let Some(x) = hasher.as_mut() {
+                        x.update(chunk);
+                    }
+                    h.add_plane(chunk, elem, p);
+                }
+                counts = h.finish();
+            }
+            // The data is hashed with the first plane's pass.
+            enc.content_sum = enc.content_sum.or(hasher.take().map(|h| h.digest()));
+            enc.planes[p] = enc.plan_plane(&counts, &tile_hists);
         }
         Ok(enc)
     }
 
     /// Tables for plane `p`, or `None` when storing it raw is estimated to be smaller.
-    fn plan_plane(&self, p: usize, counts: &[u64; 256]) -> Option<CodedPlane> {
+    fn plan_plane(&self, counts: &[u64; 256], tile_hists: &[[u64; 256]]) -> Option<CodedPlane> {
         let bits = self.opts.scale_bits;
         let n: u64 = counts.iter().sum();
         let present: [bool; 256] = core::array::from_fn(|s| counts[s] > 0);
@@ -204,7 +239,7 @@ impl<'a> Encoder<'a> {
         let mut best_cost = cross_entropy_bits(counts, &one, bits) + table_bits(1);
         let mut best = (vec![one], Vec::new());
         if self.opts.max_tables > 1 {
-            if let Some((tables, assign, cost)) = self.cluster(p, &present) {
+            if let Some((tables, assign, cost)) = self.cluster(tile_hists, &present) {
                 let cost = cost + table_bits(tables.len());
                 if cost < best_cost {
                     best_cost = cost;
@@ -226,15 +261,8 @@ impl<'a> Encoder<'a> {
     /// k-means over tile histograms: up to `max_tables` tables, each tile with its cheapest.
     /// Returns tables, the table of each tile, and the coded bits.
     #[allow(clippy::type_complexity)]
-    fn cluster(&self, p: usize, present: &[bool; 256]) -> Option<(Vec<[u32; 256]>, Vec<u8>, f64)> {
+    fn cluster(&self, hists: &[[u64; 256]], present: &[bool; 256]) -> Option<(Vec<[u32; 256]>, Vec<u8>, f64)> {
         let bits = self.opts.scale_bits;
-        let hists: Vec<[u64; 256]> = (0..self.tiles)
-            .map(|t| {
-                let mut h = [0u64; 256];
-                self.for_each_symbol(self.extent(t), |unit| h[self.elem.plane_byte(unit, p) as usize] += 1);
-                h
-            })
-            .collect();
         let k = (self.opts.max_tables as usize).min(hists.len());
         if k < 2 {
             return None;
@@ -260,12 +288,21 @@ impl<'a> Encoder<'a> {
                 }
             }
             tables = sums.iter().map(|s| quantize(s, present, bits)).collect::<Vec<_>>();
+            // Bits per symbol of each table, computed once per table rather than per tile (the
+            // same sums as `cross_entropy_bits`, in the same order).
+            let m = f64::from(1u32 << bits);
+            let costs: Vec<[f64; 256]> = tables
+                .iter()
+                .map(|f| core::array::from_fn(|s| if f[s] > 0 { libm::log2(m / f64::from(f[s])) } else { 0.0 }))
+                .collect();
             let mut total = 0.0;
             for (h, a) in hists.iter().zip(assign.iter_mut()) {
-                let (best, c) = tables
+                let (best, c) = costs
                     .iter()
                     .enumerate()
-                    .map(|(i, f)| (i, cross_entropy_bits(h, f, bits)))
+                    .map(|(i, lf)| {
+                        (i, h.iter().zip(lf).filter(|(&c, _)| c > 0).map(|(&c, &l)| c as f64 * l).sum::<f64>())
+                    })
                     .min_by(|x, y| x.1.total_cmp(&y.1))
                     .expect("k >= 2");
                 *a = best as u8;
@@ -301,15 +338,61 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    /// Visit the units of a tile in tile order (column-major).
-    fn for_each_symbol(&self, e: TileExtent, mut f: impl FnMut(&[u8])) {
+    /// The units of tile `t`, row by row (each row a contiguous slice of the tensor).
+    fn tile_rows_of(&self, e: TileExtent) -> impl Iterator<Item = &'a [u8]> + '_ {
         let unit = self.elem.planes();
         let stride = self.cols as usize * unit;
-        for c in 0..e.cols as usize {
-            let mut at = e.row0 as usize * stride + (e.col0 as usize + c) * unit;
-            for _ in 0..e.rows {
-                f(&self.data[at..at + unit]);
-                at += stride;
+        let width = e.cols as usize * unit;
+        let first = e.row0 as usize * stride + e.col0 as usize * unit;
+        (0..e.rows as usize).map(move |r| &self.data[first + r * stride..first + r * stride + width])
+    }
+
+    /// Histogram of plane `p` over tile `t`.
+    fn tile_histogram(&self, t: u64, p: usize) -> [u64; 256] {
+        let mut h = Histogram::new();
+        for row in self.tile_rows_of(self.extent(t)) {
+            h.add_plane(row, self.elem, p);
+        }
+        h.finish()
+    }
+
+    /// The planes of tile `e` in tile order (column-major), after the forward transform.
+    fn gather_planes(&self, e: TileExtent, planes: &mut [Vec<u8>; 4]) {
+        let unit = self.elem.planes();
+        let (rows, cols) = (e.rows as usize, e.cols as usize);
+        let n = rows * cols;
+        for plane in planes.iter_mut().take(unit) {
+            plane.clear();
+            plane.resize(n, 0);
+        }
+        let stride = self.cols as usize * unit;
+        let first = e.row0 as usize * stride + e.col0 as usize * unit;
+        let src = &self.data[first..first + (rows - 1) * stride + cols * unit];
+        match self.elem.planes() {
+            2 => {
+                let [hi, lo, ..] = planes;
+                crate::simd::emit::split2(src, stride, rows, cols, self.elem == ElemType::Bf16, hi, lo);
+            }
+            1 => {
+                let plane = &mut planes[0];
+                for c in 0..cols {
+                    for (r, o) in plane[c * rows..(c + 1) * rows].iter_mut().enumerate() {
+                        *o = src[r * stride + c];
+                    }
+                }
+            }
+            _ => {
+                for c in 0..cols {
+                    for r in 0..rows {
+                        let at = r * stride + unit * c;
+                        let mut u = [0u8; 4];
+                        u[..unit].copy_from_slice(&src[at..at + unit]);
+                        self.elem.forward(&mut u[..unit]);
+                        for (p, plane) in planes.iter_mut().enumerate().take(unit) {
+                            plane[c * rows + r] = u[unit - 1 - p];
+                        }
+                    }
+                }
             }
         }
     }
@@ -320,20 +403,14 @@ impl<'a> Encoder<'a> {
         let n = e.symbols();
         let unit = self.elem.planes();
         let mut planes: [Vec<u8>; 4] = Default::default();
-        for plane in planes.iter_mut().take(unit) {
-            plane.reserve_exact(n);
-        }
-        self.for_each_symbol(e, |u| {
-            let mut u4 = [0u8; 4];
-            u4[..unit].copy_from_slice(u);
-            self.elem.forward(&mut u4[..unit]);
-            for (p, plane) in planes.iter_mut().enumerate().take(unit) {
-                plane.push(u4[unit - 1 - p]);
-            }
-        });
-        let mut out = Vec::with_capacity(n * unit / 2 + 256);
+        self.gather_planes(e, &mut planes);
+        // Room for every plane at its largest (a section is ANS only when smaller than raw).
+        let mut out = Vec::with_capacity(unit * (pad4(n) + STATES_BYTES + 4));
+        // The coder's words, written back to front into room for one per symbol. A separate
+        // buffer, freed at the end, so that the record (kept until `finish`) only ever touches
+        // the memory it keeps and the allocator reuses this one for the next tile.
+        let mut scratch = Vec::new();
         let mut modes = [TileMode::Raw; 4];
-        let mut words = Vec::new();
         let mut prev_carries = false;
         for p in 0..unit {
             let syms = &planes[p];
@@ -347,20 +424,19 @@ impl<'a> Encoder<'a> {
                 } else {
                     let tid = cp.tile_table.get(t as usize).copied().unwrap_or(0);
                     let carry = (next_is_raw && n >= CARRY_SYMBOLS).then(|| &planes[p + 1][..]);
-                    words.clear();
                     let init = initial_states(n, carry);
-                    let states = encode_lanes(syms, &cp.enc[tid as usize], self.opts.scale_bits, init, &mut words);
-                    let ans = pad4(STATES_BYTES + 2 * words.len());
+                    scratch.resize(2 * n, 0);
+                    let (states, w) =
+                        encode_lanes(syms, &cp.enc[tid as usize], self.opts.scale_bits, init, &mut scratch);
+                    let ans = pad4(STATES_BYTES + 2 * w);
                     let saved = if carry.is_some() { pad4(n) - pad4(n - CARRY_SYMBOLS) } else { 0 };
                     if ans < pad4(stored_raw) + saved {
-                        mode = TileMode::Ans { table: tid, words: words.len() as u32 };
+                        mode = TileMode::Ans { table: tid, words: w as u32 };
                         carries = carry.is_some();
                         for s in states {
                             out.extend_from_slice(&s.to_le_bytes());
                         }
-                        for w in &words {
-                            out.extend_from_slice(&w.to_le_bytes());
-                        }
+                        out.extend_from_slice(&scratch[2 * n - 2 * w..]);
                     }
                 }
             }
@@ -427,5 +503,79 @@ impl<'a> Encoder<'a> {
             h.extend_from_slice(&tile.bytes);
         }
         Ok(h)
+    }
+}
+
+/// Byte counts with four interleaved sub-histograms, so that runs of one symbol (the exponent
+/// plane is very skewed) do not serialise on one counter.
+/// Fields: the sub-histograms, the flushed totals, units counted since the last flush.
+struct Histogram([[u32; 256]; 4], [u64; 256], usize);
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram([[0; 256]; 4], [0; 256], 0)
+    }
+
+    /// Count plane `p` of the units in `data` (whole units of `elem`).
+    fn add_plane(&mut self, data: &[u8], elem: ElemType, p: usize) {
+        // Flush the u32 counters often enough that they cannot overflow.
+        for chunk in data.chunks(elem.planes() << 28) {
+            self.2 += chunk.len() / elem.planes();
+            if self.2 > 1 << 28 {
+                self.flush();
+                self.2 = chunk.len() / elem.planes();
+            }
+            match elem {
+                // The exponent: bits 7..15 of the unit.
+                ElemType::Bf16 if p == 0 => self.add_units::<8, 4>(chunk, |u| {
+                    let v = u64::from_le_bytes(u);
+                    [(v >> 7) as u8, (v >> 23) as u8, (v >> 39) as u8, (v >> 55) as u8]
+                }),
+                ElemType::Bf16 => self.add_units::<2, 1>(chunk, |u| [u16::from_le_bytes(u).rotate_left(1) as u8]),
+                ElemType::F16 => self.add_units::<2, 1>(chunk, |u| [u[1 - p]]),
+                ElemType::F32 => {
+                    self.add_units::<4, 1>(chunk, |u| [(u32::from_le_bytes(u).rotate_left(1) >> (24 - 8 * p)) as u8])
+                }
+                _ => self.add_units::<1, 1>(chunk, |u| [u[0]]),
+            }
+        }
+    }
+
+    /// Count the bytes `byte` extracts from each group of `U` input bytes (one or more units);
+    /// a trailing partial group is counted unit by unit by the caller's smaller `U`.
+    #[inline(always)]
+    fn add_units<const U: usize, const K: usize>(&mut self, data: &[u8], byte: impl Fn([u8; U]) -> [u8; K]) {
+        let [h0, h1, h2, h3] = &mut self.0;
+        let mut it = data.chunks_exact(4 * U);
+        for c in &mut it {
+            let g = |i: usize| -> [u8; U] { c[i * U..(i + 1) * U].try_into().expect("unit") };
+            for (h, i) in [(&mut *h0, 0), (&mut *h1, 1), (&mut *h2, 2), (&mut *h3, 3)] {
+                for b in byte(g(i)) {
+                    h[b as usize] += 1;
+                }
+            }
+        }
+        let rest = it.remainder();
+        let unit = U / K;
+        for u in rest.chunks_exact(unit) {
+            // A group of U bytes holds K units; pad the last units into a whole group.
+            let mut g = [0u8; U];
+            g[..unit].copy_from_slice(u);
+            h0[byte(g)[0] as usize] += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        for h in &mut self.0 {
+            for (t, c) in self.1.iter_mut().zip(h.iter_mut()) {
+                *t += u64::from(*c);
+                *c = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> [u64; 256] {
+        self.flush();
+        self.1
     }
 }
