@@ -343,10 +343,11 @@ void tileans_encode_options_default(struct tileans_encode_options *opts);
 /**
  * An upper bound of the size of the frame `tileans_encode` writes for a tensor of this element
  * type and shape with these options (NULL `opts`: the defaults), whatever its contents. Needs no
- * data. It is the bound of `docs/FORMAT.md` section 8 with every plane coded with `max_tables`
- * tables: the tensor's size in bytes plus at most `54 + 8 rank + P (1 + 544 max_tables)` bytes
- * and `4 + 7 P` bytes per tile, where `P` is the element size in bytes (1 for packed 4-bit); with
- * the defaults, under 0.5% above the tensor's size for BF16 tensors of at least 1 Mi elements.
+ * data. It is the bound of `docs/FORMAT.md` section 8 (core's `tileans::encode_bound`): the
+ * tensor's size in bytes plus `51 + 8 rank + C (1 + 544 max_tables)` bytes and
+ * `4 + 4 C + 3 P` bytes per tile of the shape the encoder uses, where `P` is the number of byte
+ * planes and `C` the planes the encoder may code (1; all for F32 or with `dense`); with the
+ * defaults, under 0.2% above the tensor's size for BF16 tensors of at least 1 Mi elements.
  * Validates its arguments as `tileans_encode` does.
  *
  * # Safety

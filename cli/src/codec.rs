@@ -70,12 +70,11 @@ pub fn encode_tensor(data: &[u8], elem: tileans::ElemType, shape: &[u64], opts: 
 
 /// Decode a whole frame into `out`, checking the content checksum when the frame has one.
 ///
-/// With `parallel` and more than one tile row, bands of tile rows (contiguous in the output) are
-/// decoded on the rayon pool: each tile is decoded alone and copied into its rows (no copy when a
-/// tile spans every column), then the checksum is computed over the whole output. Otherwise the
-/// core's whole-tensor decoder runs on this thread.
+/// With `parallel` and more than one tile row, bands of tile rows (contiguous, disjoint slices of
+/// the output) are decoded straight into place on the rayon pool, then the checksum is computed
+/// over the whole output. Otherwise the core's whole-tensor decoder runs on this thread.
 pub fn decode_frame(frame: &Frame<'_>, out: &mut [u8], parallel: bool) -> std::result::Result<(), Error> {
-    let (grid_rows, grid_cols) = frame.grid();
+    let (grid_rows, _) = frame.grid();
     if !parallel || grid_rows < 2 || rayon::current_num_threads() < 2 {
         return frame.decode_into(out);
     }
@@ -83,33 +82,11 @@ pub fn decode_frame(frame: &Frame<'_>, out: &mut [u8], parallel: bool) -> std::r
     if out.len() != expected {
         return Err(Error::BufferSize { expected: expected as u64, actual: out.len() as u64 });
     }
-    let unit = frame.elem_type().planes();
-    let row_bytes = frame.cols() as usize * unit;
+    let row_bytes = frame.cols() as usize * frame.elem_type().planes();
     let band_bytes = frame.tile_shape().0 as usize * row_bytes;
-    if band_bytes == 0 {
-        return frame.decode_into(out);
-    }
     out.par_chunks_mut(band_bytes).enumerate().try_for_each_init(
-        || (Box::new(DecodeTable::new()), Vec::new()),
-        |(table, buf), (i, band)| {
-            for j in 0..grid_cols {
-                let t = i as u64 * grid_cols + j;
-                if grid_cols == 1 {
-                    // The tile is the whole band, row-major with the same stride.
-                    frame.decode_tile_into_with(t, band, table)?;
-                    continue;
-                }
-                let e = frame.tile(t)?;
-                buf.resize(frame.tile_decoded_len(t)?, 0);
-                frame.decode_tile_into_with(t, buf, table)?;
-                let width = e.cols as usize * unit;
-                let col0 = e.col0 as usize * unit;
-                for (r, src) in buf.chunks_exact(width).enumerate() {
-                    band[r * row_bytes + col0..][..width].copy_from_slice(src);
-                }
-            }
-            Ok(())
-        },
+        || Box::new(DecodeTable::new()),
+        |table, (i, band)| frame.decode_band_into_with(i as u64, band, table),
     )?;
     if let Some(sum) = frame.content_checksum() {
         if xxhash_rust::xxh64::xxh64(out, 0) != sum {

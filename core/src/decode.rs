@@ -713,7 +713,7 @@ impl Frame<'_> {
         // Whole 8-column blocks before the carried symbols go through the fused kernel, where
         // there is one (AVX2) and the rows are a multiple of 32.
         let simd_fused = cfg!(target_arch = "x86_64") && !matches!(imp, Imp::Portable);
-        let fused_steps = if simd_fused && rows % LANES == 0 && rows <= FUSED_ROWS {
+        let fused_steps = if simd_fused && rows.is_multiple_of(LANES) && rows <= FUSED_ROWS {
             let spb = rows / 4;
             let carry_steps = if s0.carries { CARRY_SYMBOLS / LANES } else { 0 };
             (cols / 8).min((n / LANES - carry_steps) / spb) * spb

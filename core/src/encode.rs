@@ -97,6 +97,31 @@ pub fn encode(data: &[u8], elem: ElemType, shape: &[u64], opts: &EncodeOptions) 
     enc.finish(&tiles)
 }
 
+/// An upper bound of the size of the frame [`encode`] writes for a tensor of this type and shape
+/// with these options (docs/FORMAT.md section 8), so that callers can size the output first.
+pub fn encode_bound(elem: ElemType, shape: &[u64], opts: &EncodeOptions) -> Result<u64, Error> {
+    if shape.len() > MAX_RANK {
+        return Err(Error::BadRank(shape.len() as u8));
+    }
+    let (rows, cols) = matrix_view(elem, shape).ok_or(Error::BadShape)?;
+    let (tr, tc) = if opts.adapt_tile_shape {
+        adapted_tile(rows, cols, opts.tile_rows, opts.tile_cols)
+    } else {
+        (opts.tile_rows, opts.tile_cols)
+    };
+    if tr == 0 || tc == 0 {
+        return Err(Error::BadTileShape { rows: tr, cols: tc });
+    }
+    let p = elem.planes() as u64;
+    let coded = if opts.dense || elem == ElemType::F32 { p } else { 1 };
+    let tiles = if rows == 0 || cols == 0 { 0 } else { div_ceil(rows, u64::from(tr)) * div_ceil(cols, u64::from(tc)) };
+    // Fixed header, header and content checksums, dims, tables, their padding.
+    let fixed = FIXED_HEADER as u64 + 16 + 8 * shape.len() as u64 + coded * (1 + u64::from(opts.max_tables) * 544) + 3;
+    // Index entry, and up to 3 bytes of padding per section (a section is never larger than raw).
+    let per_tile = 4 + 4 * coded + 3 * p;
+    tiles.checked_mul(per_tile).and_then(|t| t.checked_add(fixed + rows * cols * p)).ok_or(Error::TooLarge)
+}
+
 /// The tile shape for a `rows x cols` matrix: a tile narrower than the matrix allows becomes
 /// taller (rows rounded up to a multiple of 32), a flat one wider, keeping about `tr * tc` symbols.
 pub(crate) fn adapted_tile(rows: u64, cols: u64, tr: u32, tc: u32) -> (u32, u32) {

@@ -139,7 +139,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// `ceil(a / b)` for b > 0.
 pub(crate) const fn div_ceil(a: u64, b: u64) -> u64 {
-    a / b + (a % b != 0) as u64
+    a / b + !a.is_multiple_of(b) as u64
 }
 
 /// Rows and columns (units) of the matrix view of a shape; `None` if the shape cannot hold `elem`.

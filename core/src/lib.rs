@@ -31,7 +31,7 @@ mod table;
 
 pub use elem::ElemType;
 #[cfg(feature = "alloc")]
-pub use encode::{encode, EncodeOptions, EncodedTile, Encoder};
+pub use encode::{encode, encode_bound, EncodeOptions, EncodedTile, Encoder};
 pub use error::{Corruption, Error};
 pub use frame::{Frame, SizeBreakdown, TileExtent, TileMode};
 pub use stats::{order0_bound_bits, PlaneHistogram};

@@ -5,7 +5,7 @@ mod support;
 
 use proptest::prelude::*;
 use support::{make_data, tile_slice, Fill};
-use tileans::{encode, ElemType, EncodeOptions, Frame, TileMode};
+use tileans::{encode, encode_bound, ElemType, EncodeOptions, Frame, TileMode};
 
 fn fill() -> impl Strategy<Value = Fill> {
     prop_oneof![Just(Fill::Uniform), Just(Fill::Weights), Just(Fill::Skewed), Just(Fill::Constant)]
@@ -54,9 +54,7 @@ fn check_round_trip(elem: ElemType, shape: &[u64], fill: Fill, seed: u64, opts: 
     }
     assert_eq!(covered, data.len(), "tiles do not cover the tensor");
     // Bounded expansion (docs/FORMAT.md section 8).
-    let b = frame.breakdown();
-    let fixed = 56 + 8 * shape.len() as u64 + b.tables + b.index + 3;
-    assert!(bytes.len() as u64 <= data.len() as u64 + fixed + 12 * frame.num_tiles());
+    assert!(bytes.len() as u64 <= encode_bound(elem, shape, opts).unwrap());
 }
 
 proptest! {

@@ -111,46 +111,6 @@ unsafe fn shape_from(shape: *const u64, rank: usize) -> Result<([u64; MAX_RANK],
     Ok((dims, rank))
 }
 
-/// Rows and columns (units) of the matrix view, as `docs/FORMAT.md` section 3 defines them.
-fn matrix_view(elem: ElemType, dims: &[u64]) -> Result<(u64, u64), tileans_result> {
-    let bad = tileans_result::TILEANS_ERR_BAD_SHAPE;
-    let epu = elem.elems_per_unit();
-    let Some((&last, lead)) = dims.split_last() else {
-        return if epu == 1 { Ok((1, 1)) } else { Err(bad) };
-    };
-    if last % epu != 0 {
-        return Err(bad);
-    }
-    // Like the core: a shape whose decoded size does not fit in 64 bits is a bad shape.
-    let rows = lead.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or(bad)?;
-    let cols = last / epu;
-    rows.checked_mul(cols).and_then(|n| n.checked_mul(elem.planes() as u64)).ok_or(bad)?;
-    Ok((rows, cols))
-}
-
-/// The bound of `docs/FORMAT.md` section 8, with every plane coded and `max_tables` tables per
-/// plane: `48 + 8 rank + P (1 + K (32 + 512)) + 3 + T (4 + 4 P) + 3 T P + R C P`.
-///
-/// `T` is counted with the tile shape of the options. The encoder's `adapt_tile_shape` only ever
-/// enlarges tiles (a narrow matrix gets taller tiles, a flat one wider tiles), so the frame has at
-/// most that many tiles; the tests check the bound against real encodes of such shapes.
-fn bound(elem: ElemType, dims: &[u64], o: &EncodeOptions) -> Result<usize, tileans_result> {
-    let too_large = tileans_result::TILEANS_ERR_TOO_LARGE;
-    let (rows, cols) = matrix_view(elem, dims)?;
-    let p = elem.planes() as u64;
-    let k = u64::from(o.max_tables);
-    let tiles = if rows == 0 || cols == 0 {
-        0
-    } else {
-        rows.div_ceil(u64::from(o.tile_rows)).checked_mul(cols.div_ceil(u64::from(o.tile_cols))).ok_or(too_large)?
-    };
-    let fixed = 48 + 8 * dims.len() as u64 + p * (1 + k * (32 + 2 * 256)) + 3;
-    let per_tile = 4 + 4 * p + 3 * p;
-    let data = rows * cols * p; // cannot overflow: checked by `matrix_view`
-    let total = tiles.checked_mul(per_tile).and_then(|t| t.checked_add(fixed)).and_then(|t| t.checked_add(data));
-    total.and_then(|t| usize::try_from(t).ok()).ok_or(too_large)
-}
-
 /// Fill `*opts` with the default encoder options (32 x 512 tiles adapted to narrow and flat
 /// tensors, 12 scale bits, up to 4 tables, content checksum on, exponent plane only for BF16 and
 /// F16). NULL is accepted and does nothing.
@@ -170,10 +130,11 @@ pub unsafe extern "C" fn tileans_encode_options_default(opts: *mut tileans_encod
 
 /// An upper bound of the size of the frame `tileans_encode` writes for a tensor of this element
 /// type and shape with these options (NULL `opts`: the defaults), whatever its contents. Needs no
-/// data. It is the bound of `docs/FORMAT.md` section 8 with every plane coded with `max_tables`
-/// tables: the tensor's size in bytes plus at most `54 + 8 rank + P (1 + 544 max_tables)` bytes
-/// and `4 + 7 P` bytes per tile, where `P` is the element size in bytes (1 for packed 4-bit); with
-/// the defaults, under 0.5% above the tensor's size for BF16 tensors of at least 1 Mi elements.
+/// data. It is the bound of `docs/FORMAT.md` section 8 (core's `tileans::encode_bound`): the
+/// tensor's size in bytes plus `51 + 8 rank + C (1 + 544 max_tables)` bytes and
+/// `4 + 4 C + 3 P` bytes per tile of the shape the encoder uses, where `P` is the number of byte
+/// planes and `C` the planes the encoder may code (1; all for F32 or with `dense`); with the
+/// defaults, under 0.2% above the tensor's size for BF16 tensors of at least 1 Mi elements.
 /// Validates its arguments as `tileans_encode` does.
 ///
 /// # Safety
@@ -194,7 +155,8 @@ pub unsafe extern "C" fn tileans_encode_bound(
         let (dims, rank) = unsafe { shape_from(shape, rank)? };
         // SAFETY: forwarded caller's contract on `opts`.
         let opts = unsafe { options_from(opts)? };
-        let n = bound(elem, &dims[..rank], &opts)?;
+        let n = tileans::encode_bound(elem, &dims[..rank], &opts)?;
+        let n = usize::try_from(n).map_err(|_| tileans_result::TILEANS_ERR_TOO_LARGE)?;
         // SAFETY: `out_bound` is non-null and valid for a write (caller's contract).
         unsafe { put(out_bound, n) }
     })
@@ -317,15 +279,13 @@ mod tests {
     }
 
     #[test]
-    fn matrix_view_follows_the_format() {
-        assert_eq!(matrix_view(ElemType::Bf16, &[]), Ok((1, 1)));
-        assert_eq!(matrix_view(ElemType::Packed4, &[]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
-        assert_eq!(matrix_view(ElemType::Packed4, &[3, 5]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
-        assert_eq!(matrix_view(ElemType::Packed4, &[3, 6]), Ok((3, 3)));
-        assert_eq!(matrix_view(ElemType::F32, &[2, 3, 4]), Ok((6, 4)));
-        assert_eq!(matrix_view(ElemType::U8, &[7]), Ok((1, 7)));
-        assert_eq!(matrix_view(ElemType::U8, &[0, 7]), Ok((0, 7)));
-        assert_eq!(matrix_view(ElemType::U8, &[1 << 32, 1 << 32]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
-        assert_eq!(matrix_view(ElemType::F32, &[1 << 31, 1 << 31]), Err(tileans_result::TILEANS_ERR_BAD_SHAPE));
+    fn bound_rejects_shapes_the_format_cannot_hold() {
+        let o = EncodeOptions::default();
+        let bad = Err(tileans::Error::BadShape);
+        assert_eq!(tileans::encode_bound(ElemType::Packed4, &[], &o), bad);
+        assert_eq!(tileans::encode_bound(ElemType::Packed4, &[3, 5], &o), bad);
+        assert_eq!(tileans::encode_bound(ElemType::U8, &[1 << 32, 1 << 32], &o), bad);
+        assert_eq!(tileans::encode_bound(ElemType::F32, &[1 << 31, 1 << 31], &o), bad);
+        assert!(tileans::encode_bound(ElemType::U8, &[0, 7], &o).is_ok());
     }
 }

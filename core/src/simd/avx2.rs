@@ -628,7 +628,7 @@ fn fused_args(
     let f = &mut *j.tile;
     let rows = f.rows;
     let spb = rows / 4;
-    assert!(rows % 32 == 0 && rows >= 32 && f.ring.len() >= 16 * rows && f.stride >= 16);
+    assert!(rows.is_multiple_of(32) && rows >= 32 && f.ring.len() >= 16 * rows && f.stride >= 16);
     let end = j.s0 + steps;
     let blocks = end.div_ceil(spb);
     // Mantissas of every step; the columns of every block in `out`.
@@ -757,7 +757,11 @@ pub(super) fn fused2_steps(
 pub(super) fn fused2_flush(tok: Token, f: &mut FusedTile, out: &mut [u8], b: usize) {
     let _ = tok;
     let rows = f.rows;
-    assert!(rows % 16 == 0 && f.ring.len() >= 16 * rows && out.len() >= f.base + (rows - 1) * f.stride + 16 * (b + 1));
+    assert!(
+        rows.is_multiple_of(16)
+            && f.ring.len() >= 16 * rows
+            && out.len() >= f.base + (rows - 1) * f.stride + 16 * (b + 1)
+    );
     for p in 0..rows / 16 {
         // SAFETY: AVX2 by the token; piece p of block b reads ring[(b % 2) 8 rows + j rows + 16 p..][..16]
         // for j < 8 and writes rows 16 p..16 p + 16, columns 8 b..8 b + 8 of the tile (asserts).

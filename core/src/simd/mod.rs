@@ -334,7 +334,7 @@ impl<'a> Lanes<'a> {
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
         if let Imp::Avx2 { tok, flavor, gather } = a.imp {
-            debug_assert!(a.pos % LANES == 0 && b.pos % LANES == 0 && core::ptr::eq(a.lut, b.lut));
+            debug_assert!(a.pos.is_multiple_of(LANES) && b.pos.is_multiple_of(LANES) && core::ptr::eq(a.lut, b.lut));
             let la = avx2::FusedLanes {
                 x: &mut a.x,
                 words: &a.words[2 * a.q..],

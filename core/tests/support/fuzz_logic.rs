@@ -62,7 +62,7 @@ pub fn round_trip(data: &[u8]) {
     let cols = 1 + usize::from(data[5]) % 97;
     let rows = units / cols;
     let mut shape = vec![rows as u64, (cols as u64) * elem.elems_per_unit()];
-    if data[6] & 1 == 1 && rows % 2 == 0 {
+    if data[6] & 1 == 1 && rows.is_multiple_of(2) {
         shape = vec![2, rows as u64 / 2, shape[1]];
     }
     let input = &body[..rows * cols * unit];
