@@ -72,7 +72,8 @@ for d in /usr/local/cuda/bin; do [ -d "$d" ] && PATH=$PATH:$d; done
 mkdir -p "$OUTDIR"
 W=$(mktemp -d /tmp/tileans-peers.XXXXXX)
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,pci.bus_id --format=csv,noheader 2>&1 | tee "$OUTDIR/card.txt"
-mkdir -p "$W/site" && tar -C "$W/site" -xJf "$C/site.tar.xz" || { echo "site.tar.xz missing (run --prepare)"; exit 1; }
+python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$C/site.tar.xz" "$W/site" \
+  || { echo "$C/site.tar.xz missing or unreadable (run --prepare)"; exit 1; }
 export PYTHONPATH=$W/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c 'import sys, numpy, cupy, torch; print("python", sys.version.split()[0], "numpy", numpy.__version__, "cupy", cupy.__version__, "torch", torch.__version__)'
 ph data

@@ -2,29 +2,13 @@
 //! with the scalar reference decoder on every input, valid or corrupt: the same output bytes, or
 //! the same error. Whole-tensor, band, tile and plane decodes are all compared.
 
-use proptest::prelude::*;
-use tileans::simd::Kernel;
-use tileans::{encode, DecodeTable, ElemType, EncodeOptions, Error, Frame, TileMode};
+mod support;
 
-/// SplitMix64: deterministic data without extra crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn gauss(&mut self) -> f64 {
-        let u1 = (self.next() >> 11) as f64 / (1u64 << 53) as f64 + 1e-300;
-        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+use proptest::prelude::*;
+use support::kernels::agree;
+use support::{reseal, Rng};
+use tileans::simd::Kernel;
+use tileans::{encode, ElemType, EncodeOptions, Frame, TileMode};
 
 /// Tensor bytes: 0 weight-like (Gaussian), 1 uniform, 2 very skewed, 3 constant, 4 mixed
 /// (constant and Gaussian regions, so tiles of one tensor take different modes).
@@ -54,75 +38,6 @@ fn make_data(elem: ElemType, units: usize, fill: u8, seed: u64) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Kernels to compare with the scalar oracle on this CPU.
-fn fast_kernels() -> Vec<Kernel> {
-    Kernel::ALL.into_iter().filter(|&k| k != Kernel::Scalar && k.is_available()).collect()
-}
-
-/// Everything a kernel produces for a frame: whole decode, every band, every tile, every plane
-/// of every tile (bounded so that corrupt frames with huge tiles stay cheap).
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    whole: Result<Vec<u8>, Error>,
-    bands: Vec<Result<Vec<u8>, Error>>,
-    tiles: Vec<Result<Vec<u8>, Error>>,
-    planes: Vec<Result<Vec<u8>, Error>>,
-    whole_planes: Vec<Result<Vec<u8>, Error>>,
-}
-
-fn run(frame: &Frame, kernel: Kernel) -> Outcome {
-    let mut table = DecodeTable::new();
-    let mut out = vec![0xA5u8; frame.decoded_len()];
-    let whole = frame.decode_into_using(kernel, &mut out, &mut table).map(|_| out);
-    let mut bands = Vec::new();
-    for b in 0..frame.grid().0.min(64) {
-        let mut out = vec![0x5Au8; frame.band_decoded_len(b).unwrap()];
-        bands.push(frame.decode_band_into_using(kernel, b, &mut out, &mut table).map(|_| out));
-    }
-    let mut tiles = Vec::new();
-    let mut planes = Vec::new();
-    for t in 0..frame.num_tiles().min(256) {
-        let mut out = vec![0x33u8; frame.tile_decoded_len(t).unwrap()];
-        tiles.push(frame.decode_tile_into_using(kernel, t, &mut out, &mut table).map(|_| out));
-        let n = frame.tile(t).unwrap().symbols();
-        for p in 0..frame.elem_type().planes() {
-            let mut out = vec![0x11u8; n];
-            planes.push(frame.decode_tile_plane_into_using(kernel, t, p, &mut out, &mut table).map(|_| out));
-        }
-    }
-    let whole_planes = (0..frame.elem_type().planes())
-        .map(|p| {
-            let mut out = vec![0x77u8; frame.decoded_len() / frame.elem_type().planes()];
-            frame.decode_plane_into_using(kernel, p, &mut out, &mut table).map(|_| out)
-        })
-        .collect();
-    Outcome { whole, bands, tiles, planes, whole_planes }
-}
-
-/// Compare every fast kernel with the scalar one; returns the scalar outcome.
-fn agree(bytes: &[u8]) -> Option<Outcome> {
-    let frame = Frame::parse(bytes).ok()?;
-    if frame.decoded_len() > 8 << 20 {
-        return None;
-    }
-    let oracle = run(&frame, Kernel::Scalar);
-    for k in fast_kernels() {
-        let got = run(&frame, k);
-        assert!(got == oracle, "kernel {k} disagrees with the scalar decoder");
-    }
-    Some(oracle)
-}
-
-/// Re-seal the header checksum after editing header bytes, so that the edit reaches the decoder.
-fn reseal(bytes: &mut [u8]) {
-    let header_len = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as usize;
-    if header_len < 40 || header_len > bytes.len() {
-        return;
-    }
-    let sum = xxhash_rust::xxh64::xxh64(&bytes[..header_len - 8], 0);
-    bytes[header_len - 8..header_len].copy_from_slice(&sum.to_le_bytes());
 }
 
 fn header_len(bytes: &[u8]) -> usize {

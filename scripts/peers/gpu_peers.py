@@ -71,15 +71,24 @@ def df11_utils():
 
 def df11_codec(u16, utils):
     """dfloat11's own codec construction, as compress_model does it: get_codec -> get_32bit_codec
-    -> get_luts. u16: the BF16 bit patterns (numpy uint16)."""
-    import torch
+    -> get_luts. u16: the BF16 bit patterns (numpy uint16). Without a real torch (the development
+    machine) get_codec's counter is rebuilt with numpy (torch.unique's order = sorted, the same)."""
+    try:
+        import torch
 
-    w = torch.from_numpy(u16.view(np.int16)).view(torch.bfloat16)
+        w = torch.from_numpy(u16.view(np.int16)).view(torch.bfloat16)
+        with contextlib.redirect_stdout(io.StringIO()):
+            _codec, counter = utils.get_codec(w)
+        how = "dfloat11 get_codec (torch)"
+    except (ImportError, AttributeError):
+        v, f = np.unique((u16.view(np.int16) >> 7) & 0xFF, return_counts=True)
+        counter = {int(a): int(b) for a, b in zip(v, f)}
+        how = "numpy counter (no torch)"
     with contextlib.redirect_stdout(io.StringIO()):  # get_luts prints every LUT dict
-        _codec, counter = utils.get_codec(w)
         codec, _, table = utils.get_32bit_codec(counter)
         luts = utils.get_luts(table)
-    return codec, luts.numpy()
+    luts = luts.numpy() if hasattr(luts, "numpy") else np.asarray(luts)
+    return codec, luts.astype(np.uint8), how
 
 
 def df11_split(u16):
@@ -183,6 +192,29 @@ def df11_check_fast(sym, codec, utils, n):
     return res
 
 
+def import_nvcomp():
+    """nvidia.nvcomp from the carried site; where the image's own `nvidia` package (a regular one,
+    with __init__.py) shadows the namespace portion of the carried wheels, extend its __path__."""
+    try:
+        from nvidia import nvcomp
+
+        return nvcomp
+    except ImportError as first:
+        import nvidia
+
+        added = False
+        for p in sys.path:
+            d = os.path.join(p or ".", "nvidia")
+            if os.path.isdir(os.path.join(d, "nvcomp")) and d not in list(nvidia.__path__):
+                nvidia.__path__.append(d)
+                added = True
+        if not added:
+            raise first
+        from nvidia import nvcomp
+
+        return nvcomp
+
+
 # ------------------------------------------------------------------------------------------------
 # timing helpers (cupy)
 # ------------------------------------------------------------------------------------------------
@@ -283,8 +315,7 @@ def run_gpu(args):
 
     # ---- nvCOMP ANS ----------------------------------------------------------------------------
     try:
-        from nvidia import nvcomp
-
+        nvcomp = import_nvcomp()
         res["nvcomp_version"] = nvcomp.__version__
         log(f"nvcomp {nvcomp.__version__} (CUDA {nvcomp.__cuda_version__})")
         xf = x.view(cp.float16)
@@ -349,10 +380,10 @@ def run_gpu(args):
     try:
         utils = df11_utils()
         t0 = time.perf_counter()
-        codec, luts = df11_codec(host, utils)
+        codec, luts, how = df11_codec(host, utils)
         exp, other = df11_split(host)
         chk = df11_check_fast(exp, codec, utils, args.check_n)
-        log(f"dfloat11: codec built in {time.perf_counter() - t0:.1f} s ({len(codec._table) - 1} exponent symbols, "
+        log(f"dfloat11: codec ({how}) built in {time.perf_counter() - t0:.1f} s ({len(codec._table) - 1} exponent symbols, "
             f"max code {max(b for s, (b, v) in codec._table.items())} bits, {luts.shape[0]} LUT rows); "
             f"fast encoder == dfloat11 encode() on prefixes: {chk}")
         if not all(ok for _, ok in chk):
@@ -407,9 +438,9 @@ def table(res, ours):
              "|---|---|---|---|---|---|---|"]
     if ours and ours["rows"]:
         for g, r in ours["rows"].items():
-            bound = (ours["copy_gbs"] or copy) / (1 + r["bits"] / 16)
+            bound = copy / (1 + r["bits"] / 16)
             lines.append(f"| **tileans bulk decode** ({g}, `gpu_check bench`, 4 frames per launch) | {r['bits']:.3f} | "
-                         f"{r['bulk_ms']:.4f} | **{r['bulk_gbs']:.0f}** | | {100 * r['bulk_gbs'] / bound:.0f}% | {r['exact']} |")
+                         f"{r['bulk_ms']:.3f} | **{r['bulk_gbs']:.0f}** | | {100 * r['bulk_gbs'] / bound:.0f}% | {r['exact']} |")
     for r in res["rows"]:
         bound = copy / (1 + r["bits"] / 16)
         lines.append(f"| {r['name']} | {r['bits']:.3f} | {r['ms']:.4f} | **{r['gbs']:.0f}** | "
@@ -439,25 +470,13 @@ def main():
         host = np.tile(raw, args.copies)
         try:
             import torch  # noqa: F401
-
-            have_torch = True
         except ImportError:  # a stand-in, enough to load dfloat11_utils (encode() is pure Python)
             import types
 
-            sys.modules["torch"] = types.ModuleType("torch")
-            have_torch = False
+            sys.modules["torch"] = types.SimpleNamespace(from_numpy=np.asarray)
         utils = df11_utils()
-        if have_torch:
-            codec, luts = df11_codec(host, utils)
-        else:  # no torch here: the same counter with numpy (torch.unique order = sorted)
-            from dahuffman import HuffmanCodec
-
-            v, f = np.unique(((host.view(np.int16) >> 7) & 0xFF), return_counts=True)
-            counter = {int(a): int(b) for a, b in zip(v, f)}
-            with contextlib.redirect_stdout(io.StringIO()):
-                codec, _, table_ = utils.get_32bit_codec(counter)
-            luts = None
-            log(f"(torch missing: codec from numpy counts, {len(counter)} symbols)")
+        codec, luts, how = df11_codec(host, utils)
+        log(f"codec: {how}, {len(codec._table) - 1} symbols, {luts.shape[0]} LUT rows")
         exp, other = df11_split(host)
         t0 = time.perf_counter()
         log("fast == dfloat11 encode():", df11_check_fast(exp, codec, utils, args.selftest),
@@ -479,6 +498,7 @@ def main():
     for s in res["notes"]:
         log("note: " + s)
     if args.out:
+        os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "peers.json"), "w") as f:
             json.dump(res, f, indent=1, default=str)
         with open(os.path.join(args.out, "peers-table.md"), "w") as f:

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz_logic;
+pub mod kernels;
 
 use tileans::{ElemType, Frame};
 
@@ -105,6 +106,9 @@ pub fn tile_slice(frame: &Frame, whole: &[u8], t: u64) -> Vec<u8> {
 /// Recompute the header checksum after editing header bytes (to reach the checks behind it).
 pub fn reseal(frame: &mut [u8]) {
     let header_len = u32::from_le_bytes(frame[20..24].try_into().unwrap()) as usize;
+    if header_len < 40 || header_len > frame.len() {
+        return;
+    }
     let sum = xxhash_rust::xxh64::xxh64(&frame[..header_len - 8], 0);
     frame[header_len - 8..header_len].copy_from_slice(&sum.to_le_bytes());
 }
