@@ -94,6 +94,7 @@ grep -E "^(device|copy|FAIL)" "$OUTDIR/ours-bench.log"; tail -4 "$OUTDIR/ours-be
 ph "peers: nvCOMP ANS, DFloat11, copy (scripts/peers/gpu_peers.py)"
 python3 scripts/peers/gpu_peers.py --raw "$W/bench/raw.bin" --sha "$SHA" --copies 4 --reps 30 --check-n 1048576 \
   --ours-log "$OUTDIR/ours-bench.log" --out "$OUTDIR" 2>&1 | tee "$OUTDIR/peers.log"
+echo "gpu_peers.py exit status ${PIPESTATUS[0]}"
 ph "ours again, after the peers"
 "$GC" bench "$W/bench" 64x512 > "$OUTDIR/ours-bench2.log" 2>&1
 grep -E "^copy" "$OUTDIR/ours-bench2.log"; tail -2 "$OUTDIR/ours-bench2.log"

@@ -24,8 +24,13 @@ Our decoder: `gpu_check bench` runs in the same call just before (scripts/gpu-pe
 parsed (--ours-log) so that one table holds everything.
 
 Timing: median of REPS (default 30) calls after 3 warm-ups, each bracketed by CUDA events on one
-non-blocking stream. GB/s = BF16 output bytes / time (1e9). bits/weight = every byte the decoder
-needs (payload + indexes + tables) * 8 / elements.
+non-blocking stream; also REPS calls back-to-back between two events. GB/s = BF16 output bytes /
+time (1e9). bits/weight = every byte the decoder needs (payload + indexes + tables) * 8 / elements.
+Then the GPU's own time, without the host's share of a call (nvCOMP's Python decode costs ~0.13 ms
+of host time per call, more than its kernels take): CUPTI activity records through torch.profiler
+(union of the kernel/memcpy intervals per call, and each kernel's time), and CUDA-graph replay
+(copy and DFloat11; nvCOMP's decode reads a status back to the host in every call and is not
+captured). The table is written before these, in case one takes the process down.
 
   --selftest [N]   no GPU needed: check df11_encode_fast against dfloat11's encode() on N elements
 """
@@ -275,6 +280,7 @@ def run_gpu(args):
     import cupy as cp
 
     res = {"rows": [], "notes": []}
+    fns = {}  # name -> (callable, fixed output buffer or None): the GPU-only measurements at the end
     raw = np.fromfile(args.raw, dtype=np.uint16)
     sha = hashlib.sha256(raw.tobytes()).hexdigest()
     log(f"raw: {args.raw}, {raw.size} BF16 elements, sha256 {sha}")
@@ -283,7 +289,6 @@ def run_gpu(args):
     host = np.tile(raw, args.copies)
     n = host.size
     nbytes = n * 2
-    dev = cp.cuda.Device(0)
     props = cp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     res["device"] = name
@@ -309,9 +314,9 @@ def run_gpu(args):
         cp.cuda.runtime.memcpyAsync(y.data.ptr, x.data.ptr, nbytes, cp.cuda.runtime.memcpyDeviceToDevice, stream.ptr)
 
     med, lo, hi = time_events(cp, stream, copy, args.reps)
+    fns["copy"] = (copy, None)
     res["copy"] = {"ms": med, "gbs_rw": 2 * nbytes / med / 1e6}
     log(f"copy D2D {nbytes >> 20} MiB: median {med:.4f} ms = {2 * nbytes / med / 1e6:.0f} GB/s read+write")
-    del y
 
     # ---- nvCOMP ANS ----------------------------------------------------------------------------
     try:
@@ -319,6 +324,7 @@ def run_gpu(args):
         res["nvcomp_version"] = nvcomp.__version__
         log(f"nvcomp {nvcomp.__version__} (CUDA {nvcomp.__cuda_version__})")
         xf = x.view(cp.float16)
+        keep = []
         variants = [("nvCOMP ANS (default: 64 KiB chunks, CONCURRENCY)", {})]
         if hasattr(nvcomp, "ExecutionPolicy"):
             variants.append(("nvCOMP ANS (ExecutionPolicy.LATENCY)", {"execution_policy": nvcomp.ExecutionPolicy.LATENCY}))
@@ -338,7 +344,7 @@ def run_gpu(args):
                     dcfg = None
                     how = f"no decompression_config ({e})"
 
-                def dec(out=out, dcfg=dcfg):
+                def dec(out=out, dcfg=dcfg, codec=codec, comp=comp):
                     if dcfg is not None:
                         return codec.decode(comp, data_type="<f2", out=out, decompression_config=dcfg)
                     return codec.decode(comp, data_type="<f2", out=out)
@@ -349,7 +355,7 @@ def run_gpu(args):
                     how = f"out=None ({type(e).__name__}: {e})"
                     log(f"  {label}: decode with out= failed ({e}); decoding into nvCOMP's own buffer")
 
-                    def dec(dcfg=dcfg):
+                    def dec(dcfg=dcfg, codec=codec, comp=comp):
                         return codec.decode(comp, data_type="<f2", decompression_config=dcfg) if dcfg is not None \
                             else codec.decode(comp, data_type="<f2")
 
@@ -368,7 +374,8 @@ def run_gpu(args):
                 exact = exact and bool(cp.array_equal(got, x))
                 row(label, bits, med, lo, hi, b2b, exact,
                     f"[{csize} bytes; {how}; host {host_ms:.3f} ms/call back-to-back]")
-                del comp, codec, arr, out, r, got
+                fns[label] = (dec, out if how.startswith("decompression_config") else None)
+                keep.append((comp, codec, arr, out))
             except Exception as e:
                 log(f"{label}: FAILED {type(e).__name__}: {e}")
                 res["notes"].append(f"{label}: {type(e).__name__}: {e}")
@@ -416,6 +423,7 @@ def run_gpu(args):
         med, lo, hi = time_events(cp, stream, dec, args.reps)
         b2b = time_back_to_back(cp, stream, dec, args.reps)
         exact = exact and bool(cp.array_equal(d_out, x))
+        fns["DFloat11 decode kernel (decode.ptx, 512 threads x 8 B)"] = (dec, d_out)
         row("DFloat11 decode kernel (decode.ptx, 512 threads x 8 B)", bits, med, lo, hi, b2b, exact,
             f"[{total_bytes} bytes: exponent {enc.size}, sign+mantissa {other.size}, positions {outpos.size * 4}, "
             f"gaps {gaps.size}, luts {luts.size}; grid {blocks}, smem {smem} B]")
@@ -426,7 +434,96 @@ def run_gpu(args):
         log(f"DFloat11: FAILED {type(e).__name__}: {e}")
         res["notes"].append(f"DFloat11: {type(e).__name__}: {e}")
 
-    return res
+    return res, (cp, stream, fns, x)
+
+
+def _union_us(iv):
+    tot, end = 0.0, -1e300
+    for a, b in sorted(iv):
+        if b > end:
+            tot += b - max(a, end)
+            end = b
+    return tot
+
+
+def gpu_only(cp, stream, fns, x, res, args):
+    """Time on the GPU alone, without the host's share of each call:
+    (1) CUPTI activity records through torch.profiler (every kernel, memcpy and memset of this
+        process, whichever library launched it): busy time = union of their intervals per call;
+    (2) the call captured once into a CUDA graph and the graph replayed, timed with CUDA events
+        (median of REPS), output re-checked bit-exact after the replays."""
+    n = x.size
+    nbytes = n * 2
+    res["gpu_only"] = {}
+    # (1) CUPTI
+    try:
+        import tempfile
+
+        from torch.profiler import ProfilerActivity, profile
+
+        reps = 10
+        for name, (fn, _) in fns.items():
+            fn()
+            stream.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(reps):
+                    fn()
+                stream.synchronize()
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                path = f.name
+            prof.export_chrome_trace(path)
+            ev = json.load(open(path)).get("traceEvents", [])
+            os.unlink(path)
+            ks = [e for e in ev if e.get("ph") == "X" and e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")]
+            if not ks:
+                log(f"cupti {name}: no device activity recorded")
+                continue
+            busy = _union_us([(float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in ks]) / reps
+            span = (max(float(e["ts"]) + float(e["dur"]) for e in ks) - min(float(e["ts"]) for e in ks)) / reps
+            kinds, durs = {}, {}
+            for e in ks:
+                k = e["name"][:70]
+                kinds[k] = kinds.get(k, 0) + 1
+                durs[k] = durs.get(k, 0.0) + float(e["dur"])
+            d = {"busy_us": busy, "span_us": span, "per_call": {k: v / reps for k, v in kinds.items()},
+                 "us_per_call": {k: v / reps for k, v in durs.items()}, "busy_gbs": nbytes / busy / 1e3}
+            res["gpu_only"].setdefault(name, {}).update(d)
+            log(f"cupti {name}: busy {busy:.1f} us/call = {nbytes / busy / 1e3:.0f} GB/s BF16 out "
+                f"(span {span:.1f} us/call); per call: "
+                + ", ".join(f"{v / reps:g} x {k} ({durs[k] / reps:.1f} us)" for k, v in kinds.items()))
+    except Exception as e:
+        log(f"cupti: FAILED {type(e).__name__}: {e}")
+        res["notes"].append(f"CUPTI kernel times: {type(e).__name__}: {e}")
+    # (2) CUDA graph replay. Not for nvCOMP: its Python decode copies a status word to pinned host
+    # memory in every call (CUPTI: Memcpy DtoH), and trying to capture it ended the whole process
+    # without a Python error (second device call, H200, 2026-11-27).
+    for name, (fn, outbuf) in fns.items():
+        if name.startswith("nvCOMP"):
+            res["gpu_only"].setdefault(name, {})["graph_error"] = "not captured (synchronous status read-back)"
+            continue
+        try:
+            stream.synchronize()
+            stream.begin_capture()
+            try:
+                fn()
+            finally:
+                g = stream.end_capture()
+            if outbuf is not None:
+                outbuf.fill(0)
+                cp.cuda.Device().synchronize()
+            g.launch(stream)
+            stream.synchronize()
+            exact = None if outbuf is None else bool(cp.array_equal(outbuf.view(cp.uint16), x))
+            med, lo, hi = time_events(cp, stream, lambda: g.launch(stream), args.reps)
+            if outbuf is not None:
+                exact = exact and bool(cp.array_equal(outbuf.view(cp.uint16), x))
+            d = {"graph_ms": med, "graph_gbs": nbytes / med / 1e6, "graph_exact": exact}
+            res["gpu_only"].setdefault(name, {}).update(d)
+            log(f"graph {name}: median {med:.4f} ms (min {lo:.4f}, max {hi:.4f}) = {nbytes / med / 1e6:.0f} GB/s "
+                f"BF16 out; bit-exact after replay: {exact}")
+        except Exception as e:
+            log(f"graph {name}: capture or replay FAILED {type(e).__name__}: {e}")
+            res["gpu_only"].setdefault(name, {})["graph_error"] = f"{type(e).__name__}: {e}"
 
 
 def table(res, ours):
@@ -434,22 +531,31 @@ def table(res, ours):
     copy = res["copy"]["gbs_rw"]
     lines = [f"Card: **{res['device']}**; {n} BF16 elements ({n * 2 >> 20} MiB out) per decode call; "
              f"median of {ARGS.reps} calls, CUDA events.", "",
-             "| decoder | bits/weight | median ms | GB/s BF16 out | back-to-back GB/s | % of copy bound at its bits | bit-exact |",
-             "|---|---|---|---|---|---|---|"]
+             "| decoder | bits/weight | median ms | GB/s BF16 out | back-to-back GB/s | GPU busy (CUPTI) GB/s | CUDA-graph replay GB/s | % of copy bound at its bits | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    go = res.get("gpu_only", {})
+
+    def gcols(name):
+        d = go.get(name, {})
+        a = f"{d['busy_gbs']:.0f}" if "busy_gbs" in d else ""
+        b = f"{d['graph_gbs']:.0f}" if "graph_gbs" in d else \
+            ("not captured" if d.get("graph_error", "").startswith("not") else ("failed" if "graph_error" in d else ""))
+        return f"{a} | {b}"
+
     if ours and ours["rows"]:
         for g, r in ours["rows"].items():
             bound = copy / (1 + r["bits"] / 16)
             lines.append(f"| **tileans bulk decode** ({g}, `gpu_check bench`, 4 frames per launch) | {r['bits']:.3f} | "
-                         f"{r['bulk_ms']:.3f} | **{r['bulk_gbs']:.0f}** | | {100 * r['bulk_gbs'] / bound:.0f}% | {r['exact']} |")
+                         f"{r['bulk_ms']:.3f} | **{r['bulk_gbs']:.0f}** | | | | {100 * r['bulk_gbs'] / bound:.0f}% | {r['exact']} |")
     for r in res["rows"]:
         bound = copy / (1 + r["bits"] / 16)
         lines.append(f"| {r['name']} | {r['bits']:.3f} | {r['ms']:.4f} | **{r['gbs']:.0f}** | "
-                     f"{r['b2b_gbs']:.0f} | {100 * r['gbs'] / bound:.0f}% | {'yes' if r['exact'] else 'NO'} |")
+                     f"{r['b2b_gbs']:.0f} | {gcols(r['name'])} | {100 * r['gbs'] / bound:.0f}% | {'yes' if r['exact'] else 'NO'} |")
     lines.append(f"| device-to-device copy of the {n * 2 >> 20} MiB (cupy, this process) | 16 | {res['copy']['ms']:.4f} | "
-                 f"{n * 2 / res['copy']['ms'] / 1e6:.0f} (= {copy:.0f} read+write) | | | |")
+                 f"{n * 2 / res['copy']['ms'] / 1e6:.0f} (= {copy:.0f} read+write) | | {gcols('copy')} | | |")
     if ours and ours.get("copy_gbs"):
         lines.append(f"| device-to-device copy, `gpu_check bench` ({ours['copy_mib']} MiB) | 16 | {ours['copy_ms']:.4f} | "
-                     f"{ours['copy_gbs'] / 2:.0f} (= {ours['copy_gbs']:.0f} read+write) | | | |")
+                     f"{ours['copy_gbs'] / 2:.0f} (= {ours['copy_gbs']:.0f} read+write) | | | | | |")
     return "\n".join(lines)
 
 
@@ -463,6 +569,7 @@ def main():
     p.add_argument("--check-n", type=int, default=1 << 18, help="prefix checked against dfloat11's encode()")
     p.add_argument("--ours-log", default="")
     p.add_argument("--out", default="")
+    p.add_argument("--no-gpu-only", action="store_true", help="skip the CUPTI and CUDA-graph timings")
     p.add_argument("--selftest", type=int, nargs="?", const=1 << 20, default=0)
     ARGS = args = p.parse_args()
     if args.selftest:
@@ -490,9 +597,17 @@ def main():
         if ours := parse_ours(args.ours_log):
             log(json.dumps(ours, default=str))
         return 0
-    res = run_gpu(args)
+    res, ctx = run_gpu(args)
     ours = parse_ours(args.ours_log)
     res["ours"] = ours
+    emit(res, ours, args)  # written before the GPU-only timings, in case they take the process down
+    if not args.no_gpu_only:
+        gpu_only(*ctx, res, args)
+        emit(res, ours, args)
+    return 0
+
+
+def emit(res, ours, args):
     t = table(res, ours)
     log("\n" + t)
     for s in res["notes"]:
@@ -503,7 +618,6 @@ def main():
             json.dump(res, f, indent=1, default=str)
         with open(os.path.join(args.out, "peers-table.md"), "w") as f:
             f.write(t + "\n")
-    return 0
 
 
 if __name__ == "__main__":
