@@ -56,6 +56,7 @@ pub(crate) fn decode_lanes(
 
 /// The initial encoder state of each lane: `2^16`, plus the two carried raw bytes where the tile
 /// carries (`carry[j]` for the last 64 symbols of the tile; see docs/FORMAT.md).
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(crate) fn initial_states(n: usize, carry: Option<&[u8]>) -> [u32; LANES] {
     let mut x = [RANS_L; LANES];
     if let Some(raw) = carry {

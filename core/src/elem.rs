@@ -109,6 +109,7 @@ impl ElemType {
 
     /// Forward transform of one unit (little-endian bytes in place) before the plane split.
     #[inline]
+    #[cfg(feature = "alloc")] // only the encoder uses it
     pub(crate) fn forward(self, unit: &mut [u8]) {
         match self {
             ElemType::Bf16 => {

@@ -160,6 +160,7 @@ pub(crate) fn matrix_view(elem: ElemType, dims: &[u64]) -> Option<(u64, u64)> {
 }
 
 /// Encode a tile-index descriptor.
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(crate) fn descriptor(mode: TileMode) -> u32 {
     match mode {
         TileMode::Raw => 0,

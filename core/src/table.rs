@@ -85,6 +85,7 @@ impl DecodeTable {
 
 /// Quantise symbol counts to frequencies summing to `2^scale_bits`, every symbol with
 /// `present` set getting at least 1, minimising the coded size of `counts` (greedy exchange).
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(crate) fn quantize(counts: &[u64; 256], present: &[bool; 256], scale_bits: u8) -> [u32; 256] {
     let m = 1u64 << scale_bits;
     let total: u64 = counts.iter().sum();

@@ -517,6 +517,7 @@ unsafe fn merge2_blocks<const ROT: bool>(
 /// transposed with unpacks, rotated, split into high and low bytes and stored as column
 /// segments of the two planes; the edges go to the portable code.
 #[allow(clippy::too_many_arguments)]
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(super) fn split2(
     tok: Token,
     src: &[u8],
@@ -553,6 +554,7 @@ pub(super) fn split2(
 
 /// Safety: AVX2, and the bounds argued in [`split2`].
 #[target_feature(enable = "avx2")]
+#[cfg(feature = "alloc")] // only the encoder uses it
 unsafe fn split2_blocks<const ROT: bool>(
     src: *const u8,
     stride: usize,

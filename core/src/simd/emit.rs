@@ -71,6 +71,7 @@ pub(crate) fn merge2_portable(
 /// The encoder's inverse of [`merge2`]: row-major units of two bytes (`src`, rows `stride`
 /// bytes apart) to column-major planes, after the forward transform (a left rotation by one bit
 /// if `rot`): `hi[k]` is the high byte and `lo[k]` the low byte of unit `(k % rows, k / rows)`.
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(crate) fn split2(src: &[u8], stride: usize, rows: usize, cols: usize, rot: bool, hi: &mut [u8], lo: &mut [u8]) {
     let n = rows * cols;
     if n == 0 {
@@ -86,6 +87,7 @@ pub(crate) fn split2(src: &[u8], stride: usize, rows: usize, cols: usize, rot: b
 
 /// Portable [`split2`] (also the remainder path of the SIMD one): rows `r0..rows`.
 #[allow(clippy::too_many_arguments)]
+#[cfg(feature = "alloc")] // only the encoder uses it
 pub(crate) fn split2_portable(
     src: &[u8],
     stride: usize,

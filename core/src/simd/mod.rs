@@ -435,6 +435,7 @@ pub(crate) fn carried_bytes(fin: &[u32; LANES], n: usize) -> [u8; crate::CARRY_S
 
 /// Per-lane permutation for renormalisation: for an 8-bit mask `m` of lanes that take a word,
 /// entry `i` is the number of set bits of `m` below bit `i` (the lane's word within the group).
+#[cfg(target_arch = "x86_64")]
 pub(crate) const fn renorm_perm() -> [[u32; 8]; 256] {
     let mut t = [[0u32; 8]; 256];
     let mut m = 0;
