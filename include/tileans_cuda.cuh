@@ -59,10 +59,14 @@ constexpr u32 kModeRaw = 0, kModeAns = 1, kModeConst = 2;
 #undef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // fast path 2 always stages its output
 #endif
+#ifndef TILEANS_CUDA_FLUSH_BATCH
+#define TILEANS_CUDA_FLUSH_BATCH 1  // flushes of the output staging buffer: batch the shared loads before the stores
+#endif
 #ifndef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // bulk kernel: stage the output per warp in shared memory, store whole rows
 #endif
 constexpr int kMaxBlockSteps = TILEANS_CUDA_WIDE ? 32 : 16;  // steps per register block (at most)
+constexpr u32 kFlushBatch = 16;  // words per lane loaded from the staging buffer before they are stored (J*WPR = 32)
 constexpr u32 kRingBytes = TILEANS_CUDA_WIDE ? 4096 : 2048;  // word ring of the fast path, per warp
 constexpr u32 kDecodeRingBytes = kRingBytes;
 constexpr u32 kSegBytes = 512;             // 32 lanes x 16 bytes staged at once
@@ -456,13 +460,35 @@ __device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_str
   constexpr u32 CW = 128 / J, PITCH = CW + 4, WPR = CW / 4;
   const u32 lane = lane_id();
   __syncwarp();
+#if TILEANS_CUDA_FLUSH_BATCH
+  if (align >= 4 && nbytes == CW) {
+    // J * WPR = 32 words per lane. `out` is generic, so ptxas must assume a store may alias the
+    // staging buffer and keeps each ld.shared behind the previous store: one shared-memory round
+    // trip per word. Load a batch of kFlushBatch words first, then store them.
+    constexpr u32 RPI = 32 / WPR;  // rows per warp-wide word
+    const u32 r0 = lane / WPR, wd = lane % WPR;
+    const u32 src = obuf_s + r0 * PITCH + 4 * wd;
+    uint8_t* dp = out + r0 * row_stride + byte0 + 4 * wd;
+    const u64 dstep = RPI * row_stride;
+#pragma unroll
+    for (u32 k0 = 0; k0 < J * WPR; k0 += kFlushBatch) {
+      u32 v[kFlushBatch];
+#pragma unroll
+      for (u32 k = 0; k < kFlushBatch; ++k) v[k] = lds_u32(src + (k0 + k) * RPI * PITCH);
+#pragma unroll
+      for (u32 k = 0; k < kFlushBatch; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
+    }
+  } else
+#else
   if (align >= 4 && nbytes == CW) {
 #pragma unroll 4
     for (u32 i = lane; i < 32 * J * WPR; i += 32) {
       const u32 row = i / WPR, wd = i % WPR;
       *reinterpret_cast<u32*>(out + row * row_stride + byte0 + 4 * wd) = lds_u32(obuf_s + row * PITCH + 4 * wd);
     }
-  } else {
+  } else
+#endif
+  {
     for (u32 i = lane; i < 32 * J * nbytes; i += 32) {
       const u32 row = i / nbytes, bt = i - row * nbytes;
       out[row * row_stride + byte0 + bt] = (uint8_t)lds_u8(obuf_s + row * PITCH + bt);
@@ -778,6 +804,28 @@ __device__ __forceinline__ void flush2(u32 obuf_s, uint8_t* out, u64 row_stride,
   const u32 lane = lane_id();
   __syncwarp();
   if (align >= 16 && nbytes == CW) {
+#if TILEANS_CUDA_FLUSH_BATCH  // J * NCH = 8 chunks per lane: load 4, then store them (see flush_rows)
+    constexpr u32 RPI = 32 / NCH, KB = 4;
+    const u32 r0 = lane / NCH, ch = lane % NCH;
+    uint8_t* dp = out + r0 * row_stride + byte0 + 16 * ch;
+    const u64 dstep = RPI * row_stride;
+#pragma unroll
+    for (u32 k0 = 0; k0 < J * NCH; k0 += KB) {
+      uint4 v[KB];
+#pragma unroll
+      for (u32 k = 0; k < KB; ++k)
+        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(v[k].x), "=r"(v[k].y), "=r"(v[k].z), "=r"(v[k].w)
+                     : "r"(stage2_addr<J>(obuf_s, r0 + (k0 + k) * RPI, ch * 16)));
+#pragma unroll
+      for (u32 k = 0; k < KB; ++k) {
+#if TILEANS_CUDA_EXPERIMENT_NOSTORE  // diagnostic only: decode without writing the output
+        if ((v[k].x ^ v[k].y ^ v[k].z ^ v[k].w) == 0x9E3779B9u)
+#endif
+        *reinterpret_cast<uint4*>(dp + (k0 + k) * dstep) = v[k];
+      }
+    }
+#else
 #pragma unroll
     for (u32 i = lane; i < 32 * J * NCH; i += 32) {
       const u32 row = i / NCH, ch = i % NCH;
@@ -790,6 +838,7 @@ __device__ __forceinline__ void flush2(u32 obuf_s, uint8_t* out, u64 row_stride,
 #endif
       *reinterpret_cast<uint4*>(out + row * row_stride + byte0 + 16 * ch) = v;
     }
+#endif
   } else if (align >= 4 && nbytes % 4 == 0) {
     const u32 wpr = nbytes / 4;
     for (u32 i = lane; i < 32 * J * wpr; i += 32) {

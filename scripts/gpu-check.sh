@@ -10,7 +10,8 @@
 #   4. the Rust crate's GPU tests (cudarc + NVRTC: the same header compiled at run time)
 #   5. benchmark: BF16 decode GB/s of 4 x 16 Mi real weights per launch, per tile geometry, the
 #      device-to-device copy bound, one-tile decode time (both fast paths) and the all-SM tile rate;
-#      the same for two comparison kernels (previous default, fast path 2); the step-chain latencies
+#      the same for two comparison kernels (previous default: -DTILEANS_CUDA_FLUSH_BATCH=0, fast path 2);
+#      the step-chain latencies
 #
 # Rust is not needed on the GPU machine: the suite generator (cuda/examples/gpu_suite.rs) and the
 # Rust test binary are built on a development machine and found in $TILEANS_GPU_CARRY (default
@@ -59,9 +60,10 @@ export TILEANS_WEIGHTS=${TILEANS_WEIGHTS:-$CARRY/miniw}
 # ---- 1. build -------------------------------------------------------------------------------
 NVCC_FLAGS="-arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src -lineinfo"
 (nvcc $NVCC_FLAGS cuda/tools/gpu_check.cu -o "$WORK/gpu_check" 2>&1 | grep -v "^$" | tee "$OUTDIR/build.log") &
-# comparison kernels, timed in the same run: the bulk kernel as it was before the unguarded raw loads
-# (the baseline of cuda/RESULTS.md) and fast path 2 (renormalisation words and LUT entries in registers)
-(nvcc $NVCC_FLAGS -DTILEANS_CUDA_RAW_UNGUARDED=0 cuda/tools/gpu_check.cu -o "$WORK/gpu_check_prev" >/dev/null 2>&1) &
+# comparison kernels, timed in the same run: the bulk kernel as it was before the batched flushes of
+# the output staging buffer (the baseline of cuda/RESULTS.md) and fast path 2 (renormalisation words
+# and LUT entries in registers)
+(nvcc $NVCC_FLAGS -DTILEANS_CUDA_FLUSH_BATCH=0 cuda/tools/gpu_check.cu -o "$WORK/gpu_check_prev" >/dev/null 2>&1) &
 (nvcc $NVCC_FLAGS -DTILEANS_CUDA_FAST2=1 cuda/tools/gpu_check.cu -o "$WORK/gpu_check_fast2" >/dev/null 2>&1) &
 (nvcc $NVCC_FLAGS -Xptxas -v -c cuda/src/tileans_cuda.cu -o "$WORK/shim.o" > "$OUTDIR/ptxas.log" 2>&1) &
 wait
@@ -105,11 +107,12 @@ if [ "$MODE" != "--no-bench" ]; then
     for v in prev fast2; do
       [ -x "$WORK/gpu_check_$v" ] || continue
       "$WORK/gpu_check_$v" bench "$WORK/bench" $GEOMS > "$OUTDIR/bench-$v.log" 2>&1
-      echo "-- same run, comparison kernel '$v' (prev: TILEANS_CUDA_RAW_UNGUARDED=0, fast2: TILEANS_CUDA_FAST2=1):"
+      echo "-- same run, comparison kernel '$v' (prev: TILEANS_CUDA_FLUSH_BATCH=0, fast2: TILEANS_CUDA_FAST2=1):"
       tail -9 "$OUTDIR/bench-$v.log" | head -8
       note "bench $v: $(tail -1 "$OUTDIR/bench-$v.log")"
     done
     grep "one warp" "$OUTDIR/bench.log"
+    [ -f "$OUTDIR/bench-prev.log" ] && { echo "-- prev (TILEANS_CUDA_FLUSH_BATCH=0):"; grep "one warp" "$OUTDIR/bench-prev.log"; }
     "$WORK/gpu_check" chains > "$OUTDIR/chains.txt" 2>&1 && cat "$OUTDIR/chains.txt"
   else
     note "bench: $CARRY/bench_64x512.tan missing (run --prepare)"
