@@ -15,6 +15,7 @@ use crate::ans::decode_lanes;
 use crate::error::{Corruption, Error};
 use crate::frame::{Frame, Section, TileLayout, TileMode};
 use crate::simd::emit::{self, BLOCK};
+use crate::simd::xxh::{HashJob, Xxh64};
 use crate::simd::{self, Imp, Kernel};
 use crate::table::DecodeTable;
 use crate::{CARRY_SYMBOLS, LANES, RANS_L};
@@ -124,6 +125,15 @@ impl Frame<'_> {
         }
         match kernel.resolve()? {
             None => self.whole_by_planes(None, out, table)?,
+            Some(imp) if self.fused2() && self.content_checksum.is_some() && imp.hashes_in_loop() => {
+                let sum = self.content_checksum;
+                match self.whole_fused_hashed(imp, out, table) {
+                    Ok(h) if Some(h) == sum => return Ok(()),
+                    Ok(_) => return Err(Error::ContentChecksum),
+                    // The scalar decoder's traversal defines which error a frame reports.
+                    Err(_) => self.whole_by_planes(None, out, table)?,
+                }
+            }
             Some(imp) if self.fused2() => {
                 if self.whole_fused(imp, out, table).is_err() {
                     // The scalar decoder's traversal defines which error a frame reports.
@@ -228,43 +238,19 @@ impl Frame<'_> {
             return Err(Error::BufferSize { expected: expected as u64, actual: out.len() as u64 });
         }
         let imp = kernel.resolve()?;
+        let mut loaded = None;
+        if let (Some(imp), true) = (imp, self.fused2()) {
+            return self.band_fused(imp, band, out, table, &mut loaded, None);
+        }
         let unit = self.elem.planes();
         let row_stride = self.cols as usize * unit;
-        let mut loaded = None;
         let place = |l: &TileLayout| Placement {
             base: l.extent.col0 as usize * unit,
             row_stride,
             rows: l.extent.rows as usize,
             unit,
         };
-        let tiles = band * self.grid_cols..(band + 1) * self.grid_cols;
-        if let (Some(imp), true) = (imp, self.fused2()) {
-            // Runs of consecutive tiles whose plane 0 is coded with one table go in pairs.
-            let mut run: [Option<(u64, TileLayout, Placement)>; RUN] = [None; RUN];
-            let (mut len, mut run_tid) = (0, 0);
-            for t in tiles {
-                let l = self.layout_checked(t);
-                let tid = match l.sections[0].mode {
-                    TileMode::Ans { table, .. } => Some(table),
-                    _ => None,
-                };
-                if len > 0 && (tid != Some(run_tid) || len == RUN) {
-                    self.run_fused2(imp, &run[..len], table, out)?;
-                    len = 0;
-                }
-                match tid {
-                    Some(tid) => {
-                        self.ensure_table(0, tid, table, &mut loaded)?;
-                        run[len] = Some((t, l, place(&l)));
-                        len += 1;
-                        run_tid = tid;
-                    }
-                    None => self.tile_plain2(imp, t, &l, out, place(&l))?,
-                }
-            }
-            return self.run_fused2(imp, &run[..len], table, out);
-        }
-        for t in tiles {
+        for t in band * self.grid_cols..(band + 1) * self.grid_cols {
             let l = self.layout_checked(t);
             self.decode_tile_at(imp, t, &l, out, place(&l), table, &mut loaded)?;
         }
@@ -445,6 +431,75 @@ impl Frame<'_> {
         Ok(())
     }
 
+    /// The fused decode of band `band` into `out` (exactly its rows): runs of consecutive tiles
+    /// whose plane 0 is coded with one table go in pairs; `loaded` carries the table across
+    /// bands.
+    fn band_fused(
+        &self,
+        imp: Imp,
+        band: u64,
+        out: &mut [u8],
+        table: &mut DecodeTable,
+        loaded: &mut Loaded,
+        mut hash: Option<&mut HashJob>,
+    ) -> Result<(), Error> {
+        let row_stride = self.cols as usize * 2;
+        let place = |l: &TileLayout| Placement {
+            base: l.extent.col0 as usize * 2,
+            row_stride,
+            rows: l.extent.rows as usize,
+            unit: 2,
+        };
+        let mut run: [Option<(u64, TileLayout, Placement)>; RUN] = [None; RUN];
+        let (mut len, mut run_tid) = (0, 0);
+        for t in band * self.grid_cols..(band + 1) * self.grid_cols {
+            let l = self.layout_checked(t);
+            let tid = match l.sections[0].mode {
+                TileMode::Ans { table, .. } => Some(table),
+                _ => None,
+            };
+            if len > 0 && (tid != Some(run_tid) || len == RUN) {
+                self.run_fused2(imp, &run[..len], table, out, hash.as_deref_mut())?;
+                len = 0;
+            }
+            match tid {
+                Some(tid) => {
+                    self.ensure_table(0, tid, table, loaded)?;
+                    run[len] = Some((t, l, place(&l)));
+                    len += 1;
+                    run_tid = tid;
+                }
+                None => self.tile_plain2(imp, t, &l, out, place(&l))?,
+            }
+        }
+        self.run_fused2(imp, &run[..len], table, out, hash)
+    }
+
+    /// The fused decode of the whole tensor band by band, for kernels whose loops hash (see
+    /// `Imp::hashes_in_loop`): while band k is decoded, the loops hash band k - 1 into the
+    /// content checksum a few stripes per step, and what they leave is hashed after the band
+    /// (XXH64 is sequential over the tensor: the hasher's state streams through the bands in
+    /// order). Returns the digest.
+    fn whole_fused_hashed(&self, imp: Imp, out: &mut [u8], table: &mut DecodeTable) -> Result<u64, Error> {
+        let mut h = Xxh64::new();
+        let mut loaded = None;
+        let (mut at, mut prev) = (0, 0);
+        let (grid_rows, _) = self.grid();
+        for band in 0..grid_rows {
+            let len = self.band_decoded_len(band)?;
+            // Band `band - 1` (at prev..at) is hashed while this one is decoded.
+            let (done, rest) = out.split_at_mut(at);
+            let (mut job, tail) = h.job(&done[prev..]);
+            let r = self.band_fused(imp, band, &mut rest[..len], table, &mut loaded, Some(&mut job));
+            h.end(job);
+            r?;
+            h.update(tail);
+            (prev, at) = (at, at + len);
+        }
+        h.update(&out[prev..at]);
+        Ok(h.digest())
+    }
+
     /// The fused whole-tensor decode of two-byte types with a raw second plane: per table, the
     /// tiles coded with it, then the tiles whose first plane is raw or constant.
     fn whole_fused(&self, imp: Imp, out: &mut [u8], table: &mut DecodeTable) -> Result<(), Error> {
@@ -466,12 +521,12 @@ impl Frame<'_> {
                     run[len] = Some((t, l, place(&l)));
                     len += 1;
                     if len == RUN {
-                        self.run_fused2(imp, &run[..len], table, out)?;
+                        self.run_fused2(imp, &run[..len], table, out, None)?;
                         len = 0;
                     }
                 }
             }
-            self.run_fused2(imp, &run[..len], table, out)?;
+            self.run_fused2(imp, &run[..len], table, out, None)?;
         }
         for t in 0..self.num_tiles() {
             let l = self.layout_checked(t);
@@ -635,7 +690,7 @@ impl Frame<'_> {
         place: Placement,
     ) -> Result<(), Error> {
         let mut job = self.fused2_begin(imp, t, l, table, place)?;
-        self.fused2_finish(&mut job, out)
+        self.fused2_finish(&mut job, out, None)
     }
 
     /// Fused decodes of tiles `ts` (in order), all with plane 0 coded by the loaded `table`, in
@@ -646,27 +701,29 @@ impl Frame<'_> {
         ts: &[(u64, TileLayout, Placement)],
         table: &DecodeTable,
         out: &mut [u8],
+        mut hash: Option<&mut HashJob>,
     ) -> Result<(), Error> {
         let mut it = ts.iter();
         while let Some((ta, la, pa)) = it.next() {
             let mut a = self.fused2_begin(imp, *ta, la, table, *pa)?;
-            let Some((tb, lb, pb)) = it.next() else { return self.fused2_finish(&mut a, out) };
+            let Some((tb, lb, pb)) = it.next() else { return self.fused2_finish(&mut a, out, hash) };
             let mut b = match self.fused2_begin(imp, *tb, lb, table, *pb) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.fused2_finish(&mut a, out)?;
+                    self.fused2_finish(&mut a, out, None)?;
                     return Err(e);
                 }
             };
             if a.fused_steps > 0 && b.fused_steps > 0 {
                 let steps = a.fused_steps.min(b.fused_steps);
                 let rot = self.elem == crate::ElemType::Bf16;
-                let mut fa = simd::FusedTile::new(a.raw, a.place.base, a.place.row_stride, a.rows, rot, &mut a.ring);
+                let mut fa = simd::FusedTile::new(a.raw, a.place.base, a.place.row_stride, a.rows, rot, &mut a.ring)
+                    .with_hash(hash.as_deref_mut());
                 let mut fb = simd::FusedTile::new(b.raw, b.place.base, b.place.row_stride, b.rows, rot, &mut b.ring);
                 simd::Lanes::fused2_pair(&mut a.lanes, &mut fa, &mut b.lanes, &mut fb, out, steps);
             }
-            self.fused2_finish(&mut a, out)?;
-            self.fused2_finish(&mut b, out)?;
+            self.fused2_finish(&mut a, out, hash.as_deref_mut())?;
+            self.fused2_finish(&mut b, out, hash.as_deref_mut())?;
         }
         Ok(())
     }
@@ -678,12 +735,13 @@ impl Frame<'_> {
         run: &[Option<(u64, TileLayout, Placement)>],
         table: &DecodeTable,
         out: &mut [u8],
+        hash: Option<&mut HashJob>,
     ) -> Result<(), Error> {
         let mut ts = [(0u64, self.empty_layout(), Placement { base: 0, row_stride: 0, rows: 1, unit: 2 }); RUN];
         for (d, r) in ts.iter_mut().zip(run) {
             *d = r.expect("a run holds its tiles");
         }
-        self.tiles_fused2(imp, &ts[..run.len()], table, out)
+        self.tiles_fused2(imp, &ts[..run.len()], table, out, hash)
     }
 
     /// A placeholder layout (never decoded).
@@ -738,7 +796,7 @@ impl Frame<'_> {
     /// Finish a fused two-byte tile: the fused steps a pair did not do, then the columns left
     /// (block by block through a buffer), the final checks, the carried bytes and plane 1's
     /// padding.
-    fn fused2_finish(&self, job: &mut Fused2Job, out: &mut [u8]) -> Result<(), Error> {
+    fn fused2_finish(&self, job: &mut Fused2Job, out: &mut [u8], hash: Option<&mut HashJob>) -> Result<(), Error> {
         let (t, imp, rows, cols) = (job.t, job.imp, job.rows, job.cols);
         let n = rows * cols;
         let c0 = |kind| Error::Corrupt { tile: t, plane: 0, kind };
@@ -749,7 +807,7 @@ impl Frame<'_> {
         let mut c = 0;
         if job.fused_steps > 0 {
             let left = job.fused_steps - lanes.symbols_done() / LANES;
-            let mut tile = simd::FusedTile::new(raw, job.place.base, stride, rows, rot, &mut job.ring);
+            let mut tile = simd::FusedTile::new(raw, job.place.base, stride, rows, rot, &mut job.ring).with_hash(hash);
             lanes.fused2(&mut tile, out, left).map_err(c0)?;
             lanes.fused2_flush(&mut tile, out, job.fused_steps / (rows / 4) - 1);
             c = 8 * job.fused_steps / (rows / 4);

@@ -11,6 +11,7 @@
 use core::arch::x86_64::*;
 
 use super::renorm_perm;
+use super::xxh::HashJob;
 use crate::LANES;
 
 /// Proof that the CPU running us has AVX2 and POPCNT, and whether it has AVX-512F and
@@ -121,8 +122,15 @@ fn calibrate(tok: Token, flavor: Flavor) -> bool {
     for _ in 0..7 {
         for (g, b) in best.iter_mut().enumerate() {
             let mut x = init;
-            let mut tile =
-                FusedTile { mant: &mant, base: 0, stride: 2 * STEPS, rows: ROWS, rot: true, ring: &mut ring };
+            let mut tile = FusedTile {
+                mant: &mant,
+                base: 0,
+                stride: 2 * STEPS,
+                rows: ROWS,
+                rot: true,
+                ring: &mut ring,
+                hash: None,
+            };
             let lanes = FusedLanes { x: &mut x, words: &words, tail_rem: None, s0: 0, tile: &mut tile };
             let t = std::time::Instant::now();
             let r = fused2_steps(tok, flavor, g == 1, &lut, 12, &mut out, lanes, None, STEPS);
@@ -605,6 +613,8 @@ pub(super) struct FusedTile<'a> {
     pub rows: usize,
     pub rot: bool,
     pub ring: &'a mut [u16],
+    /// Stripes of an earlier part of the output to hash meanwhile (the first tile of a pair).
+    pub hash: Option<&'a mut HashJob>,
 }
 
 /// The lanes of one tile in a fused call: states, words from the current position (or the
@@ -667,7 +677,8 @@ fn fused_args(
 /// 8-column block), and every fourth step transposes one 16-row piece of the previous block
 /// into the output. The last block is flushed by [`fused2_flush`]. Words as for [`steps`] (a
 /// step starts only while every tile has 32 words left), or for a single tile the padded tail
-/// with its real word count (`tail_rem`: then `None` when the words run out). Returns the steps
+/// with its real word count (`tail_rem`: then `None` when the words run out). A hash job on the
+/// first tile (`FusedTile::hash`) gets a few stripes hashed per step. Returns the steps
 /// done and the words each tile consumed.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn fused2_steps(
@@ -687,6 +698,13 @@ pub(super) fn fused2_steps(
     let (outp, out_len) = (out.as_mut_ptr(), out.len());
     let aa = fused_args(&mut a, lut, scale, outp, out_len, steps);
     let check = a.tail_rem.is_some();
+    // Hash jobs read only the `left` stripes at `ptr`, a slice the caller keeps borrowed (see
+    // `xxh::Xxh64::job`), so not `out`; the empty job reads nothing.
+    let mut none = HashJob { acc: [0; 4], ptr: core::ptr::null(), left: 0 };
+    let h: &mut HashJob = match a.tile.hash.as_deref_mut() {
+        Some(h) => h,
+        None => &mut none,
+    };
     // SAFETY (both arms): the token proves AVX2 and POPCNT (and AVX-512F/VL for that flavour,
     // asserted). Word reads: as in `steps` (a step starts at q only if q + 32 <= avail and reads
     // below q + 32) or `tail_steps` (each step starts at word q <= rem < 32 and reads below
@@ -697,32 +715,32 @@ pub(super) fn fused2_steps(
     match b {
         None => unsafe {
             let q = match (flavor, gather, rot, check) {
-                (Flavor::Avx2, true, true, false) => fused1_avx2::<true, true, false>(a.x, aa),
-                (Flavor::Avx2, true, false, false) => fused1_avx2::<true, false, false>(a.x, aa),
-                (Flavor::Avx2, false, true, false) => fused1_avx2::<false, true, false>(a.x, aa),
-                (Flavor::Avx2, false, false, false) => fused1_avx2::<false, false, false>(a.x, aa),
-                (Flavor::Avx2, true, true, true) => fused1_avx2::<true, true, true>(a.x, aa),
-                (Flavor::Avx2, true, false, true) => fused1_avx2::<true, false, true>(a.x, aa),
-                (Flavor::Avx2, false, true, true) => fused1_avx2::<false, true, true>(a.x, aa),
-                (Flavor::Avx2, false, false, true) => fused1_avx2::<false, false, true>(a.x, aa),
+                (Flavor::Avx2, true, true, false) => fused1_avx2::<true, true, false>(a.x, aa, h),
+                (Flavor::Avx2, true, false, false) => fused1_avx2::<true, false, false>(a.x, aa, h),
+                (Flavor::Avx2, false, true, false) => fused1_avx2::<false, true, false>(a.x, aa, h),
+                (Flavor::Avx2, false, false, false) => fused1_avx2::<false, false, false>(a.x, aa, h),
+                (Flavor::Avx2, true, true, true) => fused1_avx2::<true, true, true>(a.x, aa, h),
+                (Flavor::Avx2, true, false, true) => fused1_avx2::<true, false, true>(a.x, aa, h),
+                (Flavor::Avx2, false, true, true) => fused1_avx2::<false, true, true>(a.x, aa, h),
+                (Flavor::Avx2, false, false, true) => fused1_avx2::<false, false, true>(a.x, aa, h),
                 #[cfg(not(feature = "avx512"))]
                 (Flavor::Avx512, ..) => unreachable!("no token allows the AVX-512 flavour without the avx512 feature"),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, true, true, false) => fused1_avx512::<true, true, false>(a.x, aa),
+                (Flavor::Avx512, true, true, false) => fused1_avx512::<true, true, false>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, true, false, false) => fused1_avx512::<true, false, false>(a.x, aa),
+                (Flavor::Avx512, true, false, false) => fused1_avx512::<true, false, false>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, false, true, false) => fused1_avx512::<false, true, false>(a.x, aa),
+                (Flavor::Avx512, false, true, false) => fused1_avx512::<false, true, false>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, false, false, false) => fused1_avx512::<false, false, false>(a.x, aa),
+                (Flavor::Avx512, false, false, false) => fused1_avx512::<false, false, false>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, true, true, true) => fused1_avx512::<true, true, true>(a.x, aa),
+                (Flavor::Avx512, true, true, true) => fused1_avx512::<true, true, true>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, true, false, true) => fused1_avx512::<true, false, true>(a.x, aa),
+                (Flavor::Avx512, true, false, true) => fused1_avx512::<true, false, true>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, false, true, true) => fused1_avx512::<false, true, true>(a.x, aa),
+                (Flavor::Avx512, false, true, true) => fused1_avx512::<false, true, true>(a.x, aa, h),
                 #[cfg(feature = "avx512")]
-                (Flavor::Avx512, false, false, true) => fused1_avx512::<false, false, true>(a.x, aa),
+                (Flavor::Avx512, false, false, true) => fused1_avx512::<false, false, true>(a.x, aa, h),
             }?;
             Some((q.0, q.1, 0))
         },
@@ -732,22 +750,22 @@ pub(super) fn fused2_steps(
             // SAFETY: as above, for each tile of the pair (both regions checked against `out`).
             unsafe {
                 Some(match (flavor, gather, rot) {
-                    (Flavor::Avx2, true, true) => fused2_avx2::<true, true>(a.x, aa, b.x, ab),
-                    (Flavor::Avx2, true, false) => fused2_avx2::<true, false>(a.x, aa, b.x, ab),
-                    (Flavor::Avx2, false, true) => fused2_avx2::<false, true>(a.x, aa, b.x, ab),
-                    (Flavor::Avx2, false, false) => fused2_avx2::<false, false>(a.x, aa, b.x, ab),
+                    (Flavor::Avx2, true, true) => fused2_avx2::<true, true>(a.x, aa, b.x, ab, h),
+                    (Flavor::Avx2, true, false) => fused2_avx2::<true, false>(a.x, aa, b.x, ab, h),
+                    (Flavor::Avx2, false, true) => fused2_avx2::<false, true>(a.x, aa, b.x, ab, h),
+                    (Flavor::Avx2, false, false) => fused2_avx2::<false, false>(a.x, aa, b.x, ab, h),
                     #[cfg(not(feature = "avx512"))]
                     (Flavor::Avx512, ..) => {
                         unreachable!("no token allows the AVX-512 flavour without the avx512 feature")
                     }
                     #[cfg(feature = "avx512")]
-                    (Flavor::Avx512, true, true) => fused2_avx512::<true, true>(a.x, aa, b.x, ab),
+                    (Flavor::Avx512, true, true) => fused2_avx512::<true, true>(a.x, aa, b.x, ab, h),
                     #[cfg(feature = "avx512")]
-                    (Flavor::Avx512, true, false) => fused2_avx512::<true, false>(a.x, aa, b.x, ab),
+                    (Flavor::Avx512, true, false) => fused2_avx512::<true, false>(a.x, aa, b.x, ab, h),
                     #[cfg(feature = "avx512")]
-                    (Flavor::Avx512, false, true) => fused2_avx512::<false, true>(a.x, aa, b.x, ab),
+                    (Flavor::Avx512, false, true) => fused2_avx512::<false, true>(a.x, aa, b.x, ab, h),
                     #[cfg(feature = "avx512")]
-                    (Flavor::Avx512, false, false) => fused2_avx512::<false, false>(a.x, aa, b.x, ab),
+                    (Flavor::Avx512, false, false) => fused2_avx512::<false, false>(a.x, aa, b.x, ab, h),
                 })
             }
         }
@@ -786,6 +804,9 @@ unsafe fn piece16(blk: *const u16, rows: usize, p: usize, out: *mut u8, stride: 
     }
 }
 
+/// Stripes (32 bytes) of a [`HashJob`] hashed per step of one tile (which writes 64 bytes).
+const HASH1: usize = 2;
+
 /// Arguments of the fused loop.
 struct FusedArgs {
     lut: *const u32,
@@ -807,8 +828,9 @@ struct FusedArgs {
 unsafe fn fused1_avx2<const GATHER: bool, const ROT: bool, const CHECK: bool>(
     x: &mut [u32; LANES],
     a: FusedArgs,
+    h: &mut HashJob,
 ) -> Option<(usize, usize)> {
-    run_fused1::<GATHER, ROT, CHECK, false>(x, a)
+    run_fused1::<GATHER, ROT, CHECK, false>(x, a, h)
 }
 
 #[cfg(feature = "avx512")]
@@ -816,8 +838,9 @@ unsafe fn fused1_avx2<const GATHER: bool, const ROT: bool, const CHECK: bool>(
 unsafe fn fused1_avx512<const GATHER: bool, const ROT: bool, const CHECK: bool>(
     x: &mut [u32; LANES],
     a: FusedArgs,
+    h: &mut HashJob,
 ) -> Option<(usize, usize)> {
-    run_fused1::<GATHER, ROT, CHECK, true>(x, a)
+    run_fused1::<GATHER, ROT, CHECK, true>(x, a, h)
 }
 
 #[target_feature(enable = "avx2,popcnt")]
@@ -826,8 +849,9 @@ unsafe fn fused2_avx2<const GATHER: bool, const ROT: bool>(
     aa: FusedArgs,
     xb: &mut [u32; LANES],
     ab: FusedArgs,
+    h: &mut HashJob,
 ) -> (usize, usize, usize) {
-    run_fused2::<GATHER, ROT, false>(xa, aa, xb, ab)
+    run_fused2::<GATHER, ROT, false>(xa, aa, xb, ab, h)
 }
 
 #[cfg(feature = "avx512")]
@@ -837,8 +861,9 @@ unsafe fn fused2_avx512<const GATHER: bool, const ROT: bool>(
     aa: FusedArgs,
     xb: &mut [u32; LANES],
     ab: FusedArgs,
+    h: &mut HashJob,
 ) -> (usize, usize, usize) {
-    run_fused2::<GATHER, ROT, true>(xa, aa, xb, ab)
+    run_fused2::<GATHER, ROT, true>(xa, aa, xb, ab, h)
 }
 
 /// Load 32 states into four registers. Safety: AVX in the caller.
@@ -862,6 +887,35 @@ unsafe fn store_states(st: &mut [u32; LANES], x: &[__m256i; 4]) {
     }
 }
 
+/// Step `s` of a fused tile: step `i` of 8-column block `b` (`s = b spb + i`), tracked without
+/// divisions.
+#[derive(Clone, Copy)]
+struct Pos {
+    s: usize,
+    b: usize,
+    i: usize,
+}
+
+impl Pos {
+    #[inline(always)]
+    fn new(s: usize, spb: usize) -> Pos {
+        Pos { s, b: s / spb, i: s % spb }
+    }
+
+    /// The next step. With hardware gathers (`DIV`), by division: measured a little faster
+    /// there (Zen 4, ~1%), slower with simulated gathers.
+    #[inline(always)]
+    fn next<const DIV: bool>(self, spb: usize) -> Pos {
+        if DIV {
+            Pos::new(self.s + 1, spb)
+        } else if self.i + 1 == spb {
+            Pos { s: self.s + 1, b: self.b + 1, i: 0 }
+        } else {
+            Pos { s: self.s + 1, b: self.b, i: self.i + 1 }
+        }
+    }
+}
+
 /// One step `s` of a fused tile (see [`fused2_steps`]); returns the words consumed. Safety:
 /// the features, and the bounds argued there.
 #[inline(always)]
@@ -869,14 +923,13 @@ unsafe fn fused_step<const GATHER: bool, const ROT: bool, const AVX512: bool>(
     x: &mut [__m256i; 4],
     q: usize,
     a: &FusedArgs,
-    s: usize,
+    p: Pos,
 ) -> usize {
     let mask = _mm256_set1_epi32(((1u32 << a.scale) - 1) as i32);
     let m8 = _mm256_set1_epi32(0xFF);
     let shift = _mm_cvtsi32_si128(a.scale as i32);
     let (rows, ring) = (a.rows, a.ring);
-    let spb = rows / 4;
-    let (b, i) = (s / spb, s % spb);
+    let Pos { s, b, i } = p;
     let mut u = [_mm256_setzero_si256(); 4];
     for k in 0..4 {
         let e = lookup::<GATHER>(a.lut, _mm256_and_si256(x[k], mask));
@@ -911,17 +964,41 @@ unsafe fn fused_step<const GATHER: bool, const ROT: bool, const AVX512: bool>(
 unsafe fn run_fused1<const GATHER: bool, const ROT: bool, const CHECK: bool, const AVX512: bool>(
     st: &mut [u32; LANES],
     a: FusedArgs,
+    h: &mut HashJob,
+) -> Option<(usize, usize)> {
+    // The loop without a hash job stays free of it.
+    if !GATHER && h.left > 0 {
+        fused1_loop::<GATHER, ROT, CHECK, AVX512, true>(st, a, h)
+    } else {
+        fused1_loop::<GATHER, ROT, CHECK, AVX512, false>(st, a, h)
+    }
+}
+
+/// [`run_fused1`], with or without a hash job.
+#[inline(always)]
+unsafe fn fused1_loop<const GATHER: bool, const ROT: bool, const CHECK: bool, const AVX512: bool, const HASH: bool>(
+    st: &mut [u32; LANES],
+    a: FusedArgs,
+    h: &mut HashJob,
 ) -> Option<(usize, usize)> {
     let mut x = load_states(st);
     let mut q = 0usize;
     let mut done = 0;
+    let mut hj = HashJob { acc: h.acc, ptr: h.ptr, left: h.left };
+    let spb = a.rows / 4;
+    let mut p = Pos::new(a.s0, spb);
     while done < a.steps && q + LANES <= a.avail {
-        q += fused_step::<GATHER, ROT, AVX512>(&mut x, q, &a, a.s0 + done);
+        q += fused_step::<GATHER, ROT, AVX512>(&mut x, q, &a, p);
+        p = p.next::<GATHER>(spb);
         if CHECK && q > a.rem {
             return None;
         }
         done += 1;
+        if HASH && hj.left >= HASH1 {
+            hj.some(HASH1);
+        }
     }
+    (h.acc, h.ptr, h.left) = (hj.acc, hj.ptr, hj.left);
     store_states(st, &x);
     Some((done, q))
 }
@@ -934,15 +1011,40 @@ unsafe fn run_fused2<const GATHER: bool, const ROT: bool, const AVX512: bool>(
     aa: FusedArgs,
     sb: &mut [u32; LANES],
     ab: FusedArgs,
+    h: &mut HashJob,
+) -> (usize, usize, usize) {
+    if !GATHER && h.left > 0 {
+        fused2_loop::<GATHER, ROT, AVX512, true>(sa, aa, sb, ab, h)
+    } else {
+        fused2_loop::<GATHER, ROT, AVX512, false>(sa, aa, sb, ab, h)
+    }
+}
+
+/// [`run_fused2`], with or without a hash job.
+#[inline(always)]
+unsafe fn fused2_loop<const GATHER: bool, const ROT: bool, const AVX512: bool, const HASH: bool>(
+    sa: &mut [u32; LANES],
+    aa: FusedArgs,
+    sb: &mut [u32; LANES],
+    ab: FusedArgs,
+    h: &mut HashJob,
 ) -> (usize, usize, usize) {
     let (mut xa, mut xb) = (load_states(sa), load_states(sb));
     let (mut qa, mut qb) = (0usize, 0usize);
     let mut done = 0;
+    let mut hj = HashJob { acc: h.acc, ptr: h.ptr, left: h.left };
+    let (spa, spb) = (aa.rows / 4, ab.rows / 4);
+    let (mut pa, mut pb) = (Pos::new(aa.s0, spa), Pos::new(ab.s0, spb));
     while done < aa.steps && qa + LANES <= aa.avail && qb + LANES <= ab.avail {
-        qa += fused_step::<GATHER, ROT, AVX512>(&mut xa, qa, &aa, aa.s0 + done);
-        qb += fused_step::<GATHER, ROT, AVX512>(&mut xb, qb, &ab, ab.s0 + done);
+        qa += fused_step::<GATHER, ROT, AVX512>(&mut xa, qa, &aa, pa);
+        qb += fused_step::<GATHER, ROT, AVX512>(&mut xb, qb, &ab, pb);
+        (pa, pb) = (pa.next::<GATHER>(spa), pb.next::<GATHER>(spb));
         done += 1;
+        if HASH && hj.left >= 2 * HASH1 {
+            hj.some(2 * HASH1);
+        }
     }
+    (h.acc, h.ptr, h.left) = (hj.acc, hj.ptr, hj.left);
     store_states(sa, &xa);
     store_states(sb, &xb);
     (done, qa, qb)
