@@ -62,6 +62,12 @@ constexpr u32 kModeRaw = 0, kModeAns = 1, kModeConst = 2;
 #ifndef TILEANS_CUDA_FLUSH_BATCH
 #define TILEANS_CUDA_FLUSH_BATCH 1  // flushes of the output staging buffer: batch the shared loads before the stores
 #endif
+#ifndef TILEANS_CUDA_RAW_SHFL
+#define TILEANS_CUDA_RAW_SHFL 0  // 1: fast path 1 loads a block's raw bytes as 4-byte coalesced words + shuffles (not faster on H200, cuda/RESULTS.md)
+#endif
+#ifndef TILEANS_CUDA_STAGE_WORDS
+#define TILEANS_CUDA_STAGE_WORDS 0  // 1: fast path 1 stages its units with 32-bit stores, not one store per unit (not faster on H200)
+#endif
 #ifndef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // bulk kernel: stage the output per warp in shared memory, store whole rows
 #endif
@@ -94,6 +100,9 @@ __device__ __forceinline__ void sts_u16(u32 addr, u32 v) {
 }
 __device__ __forceinline__ void sts_u8(u32 addr, u32 v) {
   asm volatile("st.shared.u8 [%0], %1;" ::"r"(addr), "h"((unsigned short)(v & 0xFFu)) : "memory");
+}
+__device__ __forceinline__ void sts_u32(u32 addr, u32 v) {
+  asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
 }
 __device__ __forceinline__ u32 lds_u8(u32 addr) {
   unsigned short v;
@@ -367,6 +376,18 @@ __device__ __forceinline__ u32 make_unit(u32 e, u32 r) {
   if (ROT) return bf16_merge(e, r);
   return f16_merge(e, r);
 }
+// The same from a raw word whose byte `k` (0..3) is the raw byte: one PRMT picks and merges.
+// make_unit_sel_hi: the same with bits 16.. left undefined (for packing two units with a PRMT).
+template <int P, bool ROT>
+__device__ __forceinline__ u32 make_unit_sel_hi(u32 e, u32 rw, u32 k) {
+  if (P == 1) return e;
+  if (ROT) return __byte_perm(e, rw, 0x0404u + (k * 0x0101u)) >> 1;  // bf16_merge
+  return __byte_perm(rw, e, 0x0040u + k);                            // f16_merge
+}
+template <int P, bool ROT>
+__device__ __forceinline__ u32 make_unit_sel(u32 e, u32 rw, u32 k) {
+  return make_unit_sel_hi<P, ROT>(e, rw, k) & (P == 1 ? 0xFFu : 0xFFFFu);
+}
 
 // Store one unit (P bytes) at p.
 template <int P>
@@ -529,13 +550,35 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
   u32 sink = 0;
 #endif
   const u32 nfb = S / kBlockSteps;
+#if TILEANS_CUDA_RAW_SHFL
+  const u32 rsel = lane & 3u;  // byte of the shuffled raw word that is this lane's
+#endif
 #pragma unroll 1
   for (u32 b = 0; b < nfb; ++b) {
     wr.ensure();
     const u32 s0 = b * kBlockSteps;
     u32 r[kBlockSteps];
     u32 e[kBlockSteps];
+#if TILEANS_CUDA_RAW_SHFL
+    // The block's raw bytes are 32*kBlockSteps contiguous bytes (step u, lane l at 32u + l) at a
+    // 4-byte aligned address (FORMAT.md: sections padded to 4): load them as kBlockSteps/4 words per
+    // lane, coalesced, before the steps; after the steps lane m takes step u's word from lane
+    // 8(u%4) + m/4 (word u/4) and its byte m%4 (rsel) goes into the unit by make_unit_sel.
+    // The 4 bytes of a word belong to one step (4k + l/8), so the guard of a partial block is per word.
+    constexpr int NRW = kBlockSteps / 4;
+    u32 rw[NRW];
+#endif
     if (P == 2) {
+#if TILEANS_CUDA_RAW_SHFL
+      const uint8_t* rq = raw + 32 * s0 + 4 * lane;
+      if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
+#pragma unroll
+        for (int k = 0; k < NRW; ++k) rw[k] = ld_u32(rq + 128 * k);
+      } else {
+#pragma unroll
+        for (int k = 0; k < NRW; ++k) rw[k] = (s0 + 4 * k + (lane >> 3) < s_raw) ? ld_u32(rq + 128 * k) : 0u;
+      }
+#else
       const uint8_t* rp = raw + 32 * s0 + lane;
 #if TILEANS_CUDA_RAW_UNGUARDED
       if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
@@ -547,9 +590,25 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
 #pragma unroll
         for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = (s0 + u < s_raw) ? ld_u8(rp + 32 * u) : 0u;
       }
+#endif
     }
 #pragma unroll
     for (int u = 0; u < kBlockSteps; ++u) e[u] = fast_step(x, wr, lut_s, scale_bits, mask, lt);
+#if TILEANS_CUDA_RAW_SHFL
+    if (P == 2) {
+      // wr.pos is always even (2-byte words from a 4-byte aligned stream), so z = 0; but it depends
+      // on the last step's ballot, which keeps the shuffles (and their wait for the loads) after the
+      // steps instead of hoisted into the first one.
+      const u32 z = wr.pos & 1u;
+#pragma unroll
+      for (int u = 0; u < kBlockSteps; ++u) r[u] = __shfl_sync(0xFFFFFFFFu, rw[u / 4], (8 * (u % 4) + (lane >> 2)) | z);
+    }
+#define TILEANS_MAKE_UNIT(E, R) make_unit_sel<P, ROT>((E), (R), rsel)
+#define TILEANS_MAKE_UNIT_HI(E, R) make_unit_sel_hi<P, ROT>((E), (R), rsel)
+#else
+#define TILEANS_MAKE_UNIT(E, R) make_unit<P, ROT>((E), (R))
+#define TILEANS_MAKE_UNIT_HI(E, R) make_unit<P, ROT>((E), (R))
+#endif
     if (P == 2 && carries && s0 + kBlockSteps >= S - 1) {
       if (s0 + kBlockSteps - 2 == S - 2) { sym_a = e[kBlockSteps - 2]; sym_b = e[kBlockSteps - 1]; }
       if (s0 + kBlockSteps - 1 == S - 2) sym_a = e[kBlockSteps - 1];
@@ -558,13 +617,39 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
       constexpr int CW = 128 / J, PITCH = CW + 4, CPW = CW / P, BPW = CPW / CPB;  // window: CPW columns
       static_assert(BPW >= 1 && CPW % CPB == 0, "window of whole blocks");
       const u32 wb = b % BPW;
+#if TILEANS_CUDA_STAGE_WORDS
+      // row g of the block's J rows gets CPB consecutive units = NB bytes at column wb*NB: NW
+      // 32-bit stores (PITCH/4 is odd, so the lanes' words fall in distinct banks)
+#pragma unroll
+      for (int g = 0; g < J; ++g) {
+        u32 w[NW];
+        if (P == 2) {  // two units per word: one PRMT takes the low halves
+#pragma unroll
+          for (int i = 0; i < NW; ++i)
+            w[i] = __byte_perm(TILEANS_MAKE_UNIT_HI(e[2 * i * J + g], r[2 * i * J + g]),
+                               TILEANS_MAKE_UNIT_HI(e[(2 * i + 1) * J + g], r[(2 * i + 1) * J + g]), 0x5410u);
+        } else {
+#pragma unroll
+          for (int i = 0; i < NW; ++i) w[i] = 0;
+#pragma unroll
+          for (int c = 0; c < CPB; ++c) {
+            const int u = c * J + g;
+            w[(c * P) / 4] |= TILEANS_MAKE_UNIT(e[u], 0u) << (8 * ((c * P) % 4));
+          }
+        }
+        const u32 a = obuf_s + (g * 32 + lane) * PITCH + wb * NB;
+#pragma unroll
+        for (int i = 0; i < NW; ++i) sts_u32(a + 4 * i, w[i]);
+      }
+#else
 #pragma unroll
       for (int u = 0; u < kBlockSteps; ++u) {
         const u32 a = obuf_s + ((u % J) * 32 + lane) * PITCH + (wb * CPB + u / J) * P;
-        const u32 v = make_unit<P, ROT>(e[u], P == 2 ? r[u] : 0u);
+        const u32 v = TILEANS_MAKE_UNIT(e[u], P == 2 ? r[u] : 0u);
         if (P == 2) sts_u16(a, v);
         else sts_u8(a, v);
       }
+#endif
       if (wb == BPW - 1) flush_rows<J>(obuf_s, out, row_stride, (b / BPW) * CW, CW, align);
       continue;
     }
@@ -576,7 +661,7 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
 #pragma unroll
       for (int c = 0; c < CPB; ++c) {
         const int u = c * J + g;
-        const u32 v = make_unit<P, ROT>(e[u], P == 2 ? r[u] : 0u);
+        const u32 v = TILEANS_MAKE_UNIT(e[u], P == 2 ? r[u] : 0u);
         w[(c * P) / 4] |= v << (8 * ((c * P) % 4));
       }
 #if TILEANS_CUDA_EXPERIMENT_NOSTORE  // diagnostic only: decode without writing the output
@@ -586,6 +671,8 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
 #endif
     }
   }
+#undef TILEANS_MAKE_UNIT
+#undef TILEANS_MAKE_UNIT_HI
   if (obuf_s) {  // the last, partial window
     constexpr int CW = 128 / J, CPW = CW / P, BPW = CPW / CPB;
     const u32 part = nfb % BPW;
