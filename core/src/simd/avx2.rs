@@ -465,60 +465,65 @@ unsafe fn merge2_blocks<const ROT: bool>(
     out: *mut u8,
     stride: usize,
 ) -> usize {
-    let unit = |h: __m256i, l: __m256i| {
-        let v = _mm256_or_si256(_mm256_slli_epi16::<8>(h), l);
-        if ROT {
-            _mm256_or_si256(_mm256_srli_epi16::<1>(v), _mm256_slli_epi16::<15>(v))
-        } else {
-            v
-        }
-    };
     let mut r = 0;
     while r + 16 <= rows {
-        let mut c = 0;
-        while c < cfull {
-            let mut v = [_mm256_setzero_si256(); 8];
-            for (j, vj) in v.iter_mut().enumerate() {
-                let at = (c + j) * rows + r;
-                // SAFETY: 16 bytes at `at`, inside the planes (see merge2).
-                let h = _mm256_cvtepu8_epi16(_mm_loadu_si128(hi.add(at) as *const __m128i));
-                let l = _mm256_cvtepu8_epi16(_mm_loadu_si128(lo.add(at) as *const __m128i));
-                *vj = unit(h, l);
-            }
-            let t = transpose8x16(v);
-            for (i, ti) in t.iter().enumerate() {
-                // SAFETY: rows r + i and r + 8 + i < rows, columns c..c + 8 <= cols (see merge2).
-                let p = out.add((r + i) * stride + 2 * c);
-                _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(*ti));
-                let p = out.add((r + 8 + i) * stride + 2 * c);
-                _mm_storeu_si128(p as *mut __m128i, _mm256_extracti128_si256::<1>(*ti));
-            }
-            c += 8;
+        for c in (0..cfull).step_by(8) {
+            // SAFETY: AVX2 (this function's contract); rows r..r + 16 and columns c..c + 8 are
+            // inside the planes and the output (see merge2).
+            unsafe { merge2_block::<ROT, true>(hi, lo, rows, r, c, out, stride) };
         }
         r += 16;
     }
     if r + 8 <= rows {
-        let mut c = 0;
-        while c < cfull {
-            let mut v = [_mm256_setzero_si256(); 8];
-            for (j, vj) in v.iter_mut().enumerate() {
-                let at = (c + j) * rows + r;
-                // SAFETY: 8 bytes at `at`, inside the planes (see merge2).
-                let h = _mm256_cvtepu8_epi16(_mm_loadl_epi64(hi.add(at) as *const __m128i));
-                let l = _mm256_cvtepu8_epi16(_mm_loadl_epi64(lo.add(at) as *const __m128i));
-                *vj = unit(h, l);
-            }
-            let t = transpose8x16(v);
-            for (i, ti) in t.iter().enumerate() {
-                // SAFETY: row r + i < rows, columns c..c + 8 <= cols (see merge2).
-                let p = out.add((r + i) * stride + 2 * c);
-                _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(*ti));
-            }
-            c += 8;
+        for c in (0..cfull).step_by(8) {
+            // SAFETY: as above, for rows r..r + 8.
+            unsafe { merge2_block::<ROT, false>(hi, lo, rows, r, c, out, stride) };
         }
         r += 8;
     }
     r
+}
+
+/// One block of [`merge2_blocks`]: 8 columns from column `c`, 16 rows from row `r` when `FULL`,
+/// else 8. Safety: AVX2; those rows and columns are inside the planes and the output.
+#[target_feature(enable = "avx2")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn merge2_block<const ROT: bool, const FULL: bool>(
+    hi: *const u8,
+    lo: *const u8,
+    rows: usize,
+    r: usize,
+    c: usize,
+    out: *mut u8,
+    stride: usize,
+) {
+    let mut v = [_mm256_setzero_si256(); 8];
+    for (j, vj) in v.iter_mut().enumerate() {
+        let at = (c + j) * rows + r;
+        // SAFETY: 16 (FULL) or 8 bytes at `at`, inside the planes (caller).
+        let (h, l) = unsafe {
+            if FULL {
+                (_mm_loadu_si128(hi.add(at) as *const __m128i), _mm_loadu_si128(lo.add(at) as *const __m128i))
+            } else {
+                (_mm_loadl_epi64(hi.add(at) as *const __m128i), _mm_loadl_epi64(lo.add(at) as *const __m128i))
+            }
+        };
+        let u = _mm256_or_si256(_mm256_slli_epi16::<8>(_mm256_cvtepu8_epi16(h)), _mm256_cvtepu8_epi16(l));
+        *vj = if ROT { _mm256_or_si256(_mm256_srli_epi16::<1>(u), _mm256_slli_epi16::<15>(u)) } else { u };
+    }
+    let t = transpose8x16(v);
+    for (i, ti) in t.iter().enumerate() {
+        // SAFETY: row r + i (and r + 8 + i when FULL) < rows, columns c..c + 8 <= cols (caller).
+        unsafe {
+            let p = out.add((r + i) * stride + 2 * c);
+            _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(*ti));
+            if FULL {
+                let p = out.add((r + 8 + i) * stride + 2 * c);
+                _mm_storeu_si128(p as *mut __m128i, _mm256_extracti128_si256::<1>(*ti));
+            }
+        }
+    }
 }
 
 /// AVX2 [`super::emit::split2`]: blocks of 16 rows by 8 columns loaded as row segments,
