@@ -71,28 +71,12 @@ constexpr u32 kModeRaw = 0, kModeAns = 1, kModeConst = 2;
 #ifndef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // bulk kernel: stage the output per warp in shared memory, store whole rows
 #endif
-#ifndef TILEANS_CUDA_EXPERIMENT_NORAW
-#define TILEANS_CUDA_EXPERIMENT_NORAW 0  // diagnostic only (wrong output): no raw-byte loads on fast path 1
-#endif
-#ifndef TILEANS_CUDA_FAST3
-#define TILEANS_CUDA_FAST3 0  // 1: staged decodes (bulk kernel) on fast path 3
-#endif
-#ifndef TILEANS_CUDA_STAGE_EACH
-#define TILEANS_CUDA_STAGE_EACH 0  // 1: fast path 1 stages each step's unit right after the step (no block array)
-#endif
-#ifndef TILEANS_CUDA_WIN_BYTES
-#define TILEANS_CUDA_WIN_BYTES 128  // bytes of each 32-row group staged per flush (output window)
-#endif
-#if TILEANS_CUDA_STAGE_EACH && TILEANS_CUDA_RAW_SHFL
-#error "TILEANS_CUDA_STAGE_EACH needs the per-step raw loads (TILEANS_CUDA_RAW_SHFL=0)"
-#endif
 constexpr int kMaxBlockSteps = TILEANS_CUDA_WIDE ? 32 : 16;  // steps per register block (at most)
 constexpr u32 kFlushBatch = 16;  // words per lane loaded from the staging buffer before they are stored (J*WPR = 32)
 constexpr u32 kRingBytes = TILEANS_CUDA_WIDE ? 4096 : 2048;  // word ring of the fast path, per warp
 constexpr u32 kDecodeRingBytes = kRingBytes;
 constexpr u32 kSegBytes = 512;             // 32 lanes x 16 bytes staged at once
-constexpr u32 kWinBytes = TILEANS_CUDA_WIN_BYTES;  // staged bytes per 32-row group between flushes
-constexpr u32 kOutBytes = 32 * kWinBytes + 512;  // output staging per warp: 32*J rows x (kWinBytes/J + 4) bytes
+constexpr u32 kOutBytes = 4608;            // output staging per warp: 32*J rows x (128/J + 4) bytes
 // Steps per register block for tiles of 32*J rows.
 template <int J>
 struct BlockSteps {
@@ -478,11 +462,7 @@ struct WordRing {
 
 // One decode step of one lane (all 32 lanes active). Returns the LUT entry (symbol in bits 0..7).
 __device__ __forceinline__ u32 fast_step(u32& x, WordRing& wr, u32 lut_s, u32 sb, u32 mask, u32 lt) {
-#if TILEANS_CUDA_EXPERIMENT_NOCONF  // diagnostic only (wrong output): LUT reads without bank conflicts
-  const u32 e = lds_u32(lut_s + ((((x & mask) & ~31u) | (threadIdx.x & 31u)) << 2));
-#else
   const u32 e = lds_u32(lut_s + ((x & mask) << 2));
-#endif
   const u32 xn = ((e >> 20) + 1) * (x >> sb) + ((e >> 8) & 0xFFFu);
   const bool need = xn < kL;
   const u32 m = __ballot_sync(0xFFFFFFFFu, need);
@@ -493,32 +473,31 @@ __device__ __forceinline__ u32 fast_step(u32& x, WordRing& wr, u32 lut_s, u32 sb
   return e;
 }
 
-// Copy columns [byte0, byte0 + nbytes) of the 32*J staged rows (pitch CW + 4) to `out`, the
-// warp's lanes walking each row contiguously: whole 32-byte sectors when CW >= 32.
-template <int J, u32 CW, u32 FBMAX = kFlushBatch>
-__device__ __forceinline__ void flush_rows_w(u32 obuf_s, uint8_t* out, u64 row_stride, u32 byte0, u32 nbytes,
-                                             u32 align) {
-  constexpr u32 PITCH = CW + 4, WPR = CW / 4;
+// Copy columns [byte0, byte0 + nbytes) of the 32*J staged rows (pitch 128/J + 4) to `out`, the
+// warp's lanes walking each row contiguously: whole 32-byte sectors, whole 128-byte lines for J = 1.
+template <int J>
+__device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_stride, u32 byte0, u32 nbytes,
+                                           u32 align) {
+  constexpr u32 CW = 128 / J, PITCH = CW + 4, WPR = CW / 4;
   const u32 lane = lane_id();
   __syncwarp();
 #if TILEANS_CUDA_FLUSH_BATCH
   if (align >= 4 && nbytes == CW) {
-    // J * WPR words per lane. `out` is generic, so ptxas must assume a store may alias the
+    // J * WPR = 32 words per lane. `out` is generic, so ptxas must assume a store may alias the
     // staging buffer and keeps each ld.shared behind the previous store: one shared-memory round
-    // trip per word. Load a batch of words first, then store them.
+    // trip per word. Load a batch of kFlushBatch words first, then store them.
     constexpr u32 RPI = 32 / WPR;  // rows per warp-wide word
-    constexpr u32 FB = J * WPR < FBMAX ? J * WPR : FBMAX;
     const u32 r0 = lane / WPR, wd = lane % WPR;
     const u32 src = obuf_s + r0 * PITCH + 4 * wd;
     uint8_t* dp = out + r0 * row_stride + byte0 + 4 * wd;
     const u64 dstep = RPI * row_stride;
 #pragma unroll
-    for (u32 k0 = 0; k0 < J * WPR; k0 += FB) {
-      u32 v[FB];
+    for (u32 k0 = 0; k0 < J * WPR; k0 += kFlushBatch) {
+      u32 v[kFlushBatch];
 #pragma unroll
-      for (u32 k = 0; k < FB; ++k) v[k] = lds_u32(src + (k0 + k) * RPI * PITCH);
+      for (u32 k = 0; k < kFlushBatch; ++k) v[k] = lds_u32(src + (k0 + k) * RPI * PITCH);
 #pragma unroll
-      for (u32 k = 0; k < FB; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
+      for (u32 k = 0; k < kFlushBatch; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
     }
   } else
 #else
@@ -538,15 +517,10 @@ __device__ __forceinline__ void flush_rows_w(u32 obuf_s, uint8_t* out, u64 row_s
   }
   __syncwarp();
 }
-template <int J>
-__device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_stride, u32 byte0, u32 nbytes,
-                                           u32 align) {
-  flush_rows_w<J, kWinBytes / J>(obuf_s, out, row_stride, byte0, nbytes, align);
-}
 
 // Decode a tile on the fast path into `out` (the tile's first unit; rows row_stride bytes apart).
 // `ans` is plane 0's ANS section, `raw` plane 1's raw section (P == 2).
-template <int P, int J, bool ROT, bool STG>
+template <int P, int J, bool ROT>
 __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, const uint8_t* raw, bool carries, u32 cols,
                                 u32 lut_s, u32 ring_s, u32 obuf_s, u32 scale_bits, u64 frame_end, uint8_t* out,
                                 u64 row_stride) {
@@ -609,7 +583,7 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
 #if TILEANS_CUDA_RAW_UNGUARDED
       if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
 #pragma unroll
-        for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = TILEANS_CUDA_EXPERIMENT_NORAW ? u : ld_u8(rp + 32 * u);
+        for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = ld_u8(rp + 32 * u);
       } else
 #endif
       {
@@ -618,28 +592,6 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
       }
 #endif
     }
-#if TILEANS_CUDA_STAGE_EACH
-    if (STG) {  // each unit goes to the staging buffer right after its step: no block array of entries
-      constexpr int CW = kWinBytes / J, PITCH = CW + 4, CPW = CW / P, BPW = CPW / CPB;
-      static_assert(BPW >= 1 && CPW % CPB == 0, "window of whole blocks");
-      const u32 wb = b % BPW;
-      const u32 a0 = obuf_s + lane * PITCH + wb * NB;
-#pragma unroll
-      for (int u = 0; u < kBlockSteps; ++u) {
-        const u32 eu = fast_step(x, wr, lut_s, scale_bits, mask, lt);
-        if (P == 2 && u >= kBlockSteps - 2) {  // FORMAT.md 5.1: the last two steps' raw bytes are carried
-          if (s0 + u == S - 2) sym_a = eu;
-          if (s0 + u == S - 1) sym_b = eu;
-        }
-        const u32 a = a0 + (u % J) * 32 * PITCH + (u / J) * P;
-        const u32 v = make_unit<P, ROT>(eu, P == 2 ? r[u] : 0u);
-        if (P == 2) sts_u16(a, v);
-        else sts_u8(a, v);
-      }
-      if (wb == BPW - 1) flush_rows<J>(obuf_s, out, row_stride, (b / BPW) * CW, CW, align);
-      continue;
-    }
-#endif
 #pragma unroll
     for (int u = 0; u < kBlockSteps; ++u) e[u] = fast_step(x, wr, lut_s, scale_bits, mask, lt);
 #if TILEANS_CUDA_RAW_SHFL
@@ -661,8 +613,8 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
       if (s0 + kBlockSteps - 2 == S - 2) { sym_a = e[kBlockSteps - 2]; sym_b = e[kBlockSteps - 1]; }
       if (s0 + kBlockSteps - 1 == S - 2) sym_a = e[kBlockSteps - 1];
     }
-    if (STG) {
-      constexpr int CW = kWinBytes / J, PITCH = CW + 4, CPW = CW / P, BPW = CPW / CPB;  // window: CPW columns
+    if (obuf_s) {
+      constexpr int CW = 128 / J, PITCH = CW + 4, CPW = CW / P, BPW = CPW / CPB;  // window: CPW columns
       static_assert(BPW >= 1 && CPW % CPB == 0, "window of whole blocks");
       const u32 wb = b % BPW;
 #if TILEANS_CUDA_STAGE_WORDS
@@ -721,8 +673,8 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
   }
 #undef TILEANS_MAKE_UNIT
 #undef TILEANS_MAKE_UNIT_HI
-  if (STG) {  // the last, partial window
-    constexpr int CW = kWinBytes / J, CPW = CW / P, BPW = CPW / CPB;
+  if (obuf_s) {  // the last, partial window
+    constexpr int CW = 128 / J, CPW = CW / P, BPW = CPW / CPB;
     const u32 part = nfb % BPW;
     if (part) flush_rows<J>(obuf_s, out, row_stride, (nfb / BPW) * CW, part * NB, align);
   }
@@ -759,269 +711,6 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
   return __reduce_or_sync(0xFFFFFFFFu, flags);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Fast path 3 (bulk kernel): fast path 1's format walk rebuilt for throughput at 32 warps per SM
-// (at most 64 registers; cuda/RESULTS.md "fast path 3"):
-//   - the step keeps the integer-logic (ALU) pipe, which bounded fast path 1, to 7 operations:
-//     multiplies, shifts and field extractions the FMA pipe can do go there (IMAD / IMAD.HI with
-//     multipliers the compiler cannot turn back into shifts, see Fast3Consts);
-//   - the word ring and the raw bytes are filled by cp.async into shared memory: no global load
-//     writes a register, so no instruction waits on a scoreboard shared with a DRAM miss;
-//   - the word ring is 2 KiB aligned, so its address is one LOP3;
-//   - each unit goes to the output staging right after its step; the staging holds one block
-//     (16 steps: 32 bytes per row for J = 1) and is flushed after it.
-// Shared memory per warp: kRing3Bytes (aligned), kRaw3Bytes, kOut3Bytes.
-// ---------------------------------------------------------------------------------------------
-constexpr u32 kRing3Bytes = 1024;  // word ring (aligned to its size)
-constexpr u32 kSeg3 = 256;         // ring segment: 16 lanes x 16 bytes
-constexpr u32 kRing3Ahead = 512;   // bytes one 8-step half-block can consume at most (32 words x 8 steps)
-constexpr u32 kRawSlot = 288;      // one half-block's raw bytes (256) + 16-byte alignment slack, rounded
-constexpr u32 kRaw3Bytes = 2 * kRawSlot;  // raw bytes of this half-block and the next
-constexpr u32 kWin3Steps = 32;     // steps staged per flush: 64 bytes per row of a 32-row tile
-constexpr u32 kOut3Bytes = 2560;   // staging: 32*J rows x (64/J + 4) bytes, at most J = 4
-
-__device__ __forceinline__ void cp_async16(u32 dst, u64 g, u64 base, u64 end) {  // zero-fill at/after end
-  const u32 n = g < end ? (end - g < 16 ? (u32)(end - g) : 16u) : 0u;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(n ? g : base), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
-struct Ring3 {
-  u32 ring;     // shared address of the word ring (kRing3Bytes aligned)
-  u32 pos;      // bytes from base consumed
-  u32 issued;   // bytes from base whose copies into the ring were issued
-  u64 base;     // 16-byte aligned global address of stream byte 0
-  u64 end;      // frame end (global address): nothing at or past it is read
-
-  __device__ __forceinline__ void issue() {  // one segment at `issued`: lanes 0..15, 16 bytes each
-    const u32 lane = lane_id();
-    if (lane < 16) cp_async16(ring + ((issued + 16 * lane) & (kRing3Bytes - 1)), base + issued + 16 * lane, base, end);
-    cp_async_commit();  // every lane: the group counts stay warp-uniform
-    issued += kSeg3;
-  }
-  // Issue segments until kRing3Ahead + one segment are issued past pos (the ring then holds
-  // [pos, issued), nothing unread is overwritten). Returns 0 when none was issued, 1 when one was
-  // and the half-block does not need it, 2 otherwise (the caller then waits for every copy).
-  __device__ __forceinline__ u32 top_up() {
-    const u32 before = issued;
-    u32 n = 0;
-    while (issued - pos < kRing3Ahead + kSeg3) {  // warp-uniform
-      if (!n) __syncwarp();  // the lanes have finished reading the bytes about to be overwritten
-      issue();
-      ++n;
-    }
-    if (!n) return 0;
-    return (n == 1 && before - pos >= kRing3Ahead) ? 1u : 2u;
-  }
-};
-
-// Multipliers held in registers: with an immediate the compiler turns x * 4 into a shift or LEA
-// on the ALU pipe; a register operand keeps it an IMAD on the FMA pipe. `one` is 1 for every
-// legal scale (8..12) but not known to be at compile time.
-struct Fast3Consts {
-  u32 c2, c4, c2p12, c2p16, c2p31;
-  __device__ __forceinline__ explicit Fast3Consts(u32 sb) {
-    const u32 one = (sb >> 3) & 1u;
-    c2 = one << 1;
-    c4 = one << 2;
-    c2p12 = one << 12;
-    c2p16 = one << 16;
-    c2p31 = one << 31;
-  }
-};
-
-// One step; returns the LUT entry (symbol in bits 0..7). Pipes: ALU 6 (LOP3 slot, LEA.HI f,
-// ISETP, VOTE, LOP3 prefix mask, LOP3 ring address), FMA 7, XU 2 (POPC), 2 shared loads.
-__device__ __forceinline__ u32 fast3_step(u32& x, Ring3& wr, const Fast3Consts& k, u32 lut_s, u32 sb, u32 mask,
-                                          u32 lt) {
-  const u32 e = lds_u32((x & mask) * k.c4 + lut_s);
-  const u32 q = x >> sb;
-  const u32 f = (e >> 20) + 1u;
-#if TILEANS_CUDA_F3_BIAS_ALU
-  const u32 bias = (e >> 8) & 0xFFFu;
-#else
-  const u32 bias = __umulhi(e * k.c2p12, k.c2p12);  // bits 8..19: shift the top 12 out, keep the next 12
-#endif
-  const u32 xn = f * q + bias;
-  const bool need = xn < kL;
-  const u32 m = __ballot_sync(0xFFFFFFFFu, need);
-  const u32 idx = __popc(m & lt) * k.c2 + wr.pos;
-  const u32 w = lds_u16((idx & (kRing3Bytes - 1)) | wr.ring);
-  x = need ? xn * k.c2p16 + w : xn;
-  wr.pos = __popc(m) * k.c2 + wr.pos;
-  return e;
-}
-
-// The unit of entry e and raw byte r (see make_unit) with the rotation on the FMA pipe.
-template <int P, bool ROT>
-__device__ __forceinline__ u32 make_unit3(u32 e, u32 r, const Fast3Consts& k) {
-  if (P == 1) return e;  // stored as a byte
-  if (ROT) return __umulhi(__byte_perm(r, e, 0x4040u), k.c2p31);  // [r, sym, r, sym] >> 1: rotr1 of sym:r
-  return __byte_perm(r, e, 0x0040u);                                   // f16_merge
-}
-
-// Copy the raw bytes of half-block h (steps 8h .. 8h+7: 256 bytes at raw + 256 h) into raw slot
-// h & 1: 17 chunks of 16 bytes from the 16-byte aligned address below; commits one group.
-__device__ __forceinline__ void fast3_raw_issue(u32 raw_s, u64 raw_base, u64 end, u32 h) {
-  const u32 lane = lane_id();
-  const u32 dst = raw_s + (h & 1u) * kRawSlot;
-  const u64 g = raw_base + 256ull * h;
-  if (lane <= 16) cp_async16(dst + 16 * lane, g + 16 * lane, raw_base, end);
-  cp_async_commit();
-}
-
-template <int P, int J, bool ROT>
-__device__ __noinline__ u32 decode_tile_fast3(const uint8_t* ans, u32 words, const uint8_t* raw, bool carries,
-                                              u32 cols, u32 lut_s, u32 ring_s, u32 raw_s, u32 obuf_s, u32 sb,
-                                              u64 frame_end, uint8_t* out, u64 row_stride) {
-  constexpr u32 CW = kWin3Steps / J * P;  // staged bytes per row per window
-  constexpr u32 PITCH = CW + 4;
-  constexpr u32 HPW = kWin3Steps / 8;     // half-blocks per window
-  static_assert(32 * J * PITCH <= kOut3Bytes, "staging");
-  const u32 lane = lane_id();
-  const u32 lt = (1u << lane) - 1u;
-  const u32 mask = (1u << sb) - 1u;
-  const Fast3Consts k(sb);
-  const u32 S = J * cols;  // steps
-  const u32 nh = S / 8;    // whole half-blocks
-  u32 x = ld_u32(ans + 4 * lane);
-  u32 flags = x < kL ? TILEANS_CUDA_TILE_INITIAL_STATE : 0u;
-  Ring3 wr;
-  {
-    const u64 a = reinterpret_cast<u64>(ans + 128);
-    wr.ring = ring_s;
-    wr.base = a & ~15ull;
-    wr.end = frame_end;
-    wr.pos = (u32)(a - wr.base);
-    wr.issued = 0;
-  }
-  const u32 pos0 = wr.pos;
-  const u64 raw_a = reinterpret_cast<u64>(raw), raw_base = raw_a & ~15ull;
-  const u32 raw_o = (u32)(raw_a - raw_base) + lane;  // this lane's byte within a raw slot, first step
-  __syncwarp();  // the previous tile's lanes have finished reading the rings
-  if (P == 2 && nh) fast3_raw_issue(raw_s, raw_base, frame_end, 0);
-  wr.issue();
-  wr.issue();
-  wr.issue();
-  cp_async_wait<0>();
-  __syncwarp();
-  const u64 al_bits = reinterpret_cast<u64>(out) | row_stride | (u64)CW | 16ull;
-  const u32 align = (u32)(al_bits & (~al_bits + 1));
-  uint8_t* lane_out = out + (u64)lane * row_stride;
-  const u64 group_stride = 32ull * row_stride;
-  const u32 a0 = obuf_s + lane * PITCH;
-  u32 sym_a = 0, sym_b = 0;
-#pragma unroll 1
-  for (u32 h = 0; h < nh; ++h) {
-    // Groups, newest last: [raw h+1] [word segments]; raw h came with the previous half-block.
-    if (P == 2) {
-      __syncwarp();  // slot (h+1)&1 held half-block h-1's bytes: every lane has read them
-      fast3_raw_issue(raw_s, raw_base, frame_end, h + 1);
-    }
-    const u32 t = wr.top_up();
-    if (t == 0) {
-      if (P == 2) cp_async_wait<1>();
-      else cp_async_wait<0>();
-    } else if (t == 1) {
-      if (P == 2) cp_async_wait<2>();
-      else cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncwarp();
-    const u32 s0 = h * 8;
-    const u32 rr = raw_s + (h & 1u) * kRawSlot + raw_o;
-    const u32 ah = a0 + (h % HPW) * (8 / J) * P;
-#pragma unroll
-    for (u32 u = 0; u < 8; ++u) {
-      const u32 rv = P == 2 ? lds_u8(rr + 32 * u) : 0u;
-      const u32 e = fast3_step(x, wr, k, lut_s, sb, mask, lt);
-      if (P == 2 && u >= 6) {  // FORMAT.md 5.1: the raw bytes of the last two steps are carried
-        if (s0 + u == S - 2) sym_a = e;
-        if (s0 + u == S - 1) sym_b = e;
-      }
-      const u32 a = ah + (u % J) * 32 * PITCH + (u / J) * P;
-      const u32 v = make_unit3<P, ROT>(e, rv, k);
-      if (P == 2) sts_u16(a, v);
-      else sts_u8(a, v);
-    }
-    if (h % HPW == HPW - 1) flush_rows_w<J, CW, 8>(obuf_s, out, row_stride, (h / HPW) * CW, CW, align);
-  }
-  const u32 part = nh % HPW;  // the last, partial window
-  if (part) flush_rows_w<J, CW, 8>(obuf_s, out, row_stride, (nh / HPW) * CW, part * (8 / J) * P, align);
-  const u32 tail = S - nh * 8;  // edge tiles whose column count is not a multiple of 8/J
-  if (tail) {
-    wr.top_up();
-    cp_async_wait<0>();
-    __syncwarp();
-    const u32 s_raw = carries ? S - 2 : S;
-#pragma unroll 1
-    for (u32 u = 0; u < tail; ++u) {
-      const u32 s = nh * 8 + u;
-      const u32 rv = (P == 2 && s < s_raw) ? ld_u8(raw + 32 * s + lane) : 0u;
-      const u32 e = fast3_step(x, wr, k, lut_s, sb, mask, lt);
-      if (s == S - 2) sym_a = e;
-      if (s == S - 1) sym_b = e;
-      store_unit<P>(lane_out + (s % J) * group_stride + (u64)(s / J) * P, make_unit<P, ROT>(e, rv));
-    }
-  }
-  cp_async_wait<0>();  // no copy may still be writing the rings when the next tile starts
-  if (P == 2 && carries) {
-    __syncwarp();  // after the flushes of other lanes that may have written these units
-    const u32 sa = S - 2, sbb = S - 1;  // FORMAT.md 5.1: lane l's state holds raw[a] (step S-2) and raw[b] (S-1)
-    store_unit<P>(lane_out + (sa % J) * group_stride + (u64)(sa / J) * P, make_unit<P, ROT>(sym_a, x & 0xFFu));
-    store_unit<P>(lane_out + (sbb % J) * group_stride + (u64)(sbb / J) * P,
-                  make_unit<P, ROT>(sym_b, (x >> 8) & 0xFFu));
-  }
-  const u32 consumed = (wr.pos - pos0) >> 1;
-  if (consumed < words) flags |= TILEANS_CUDA_TILE_WORDS_LEFT;
-  if (consumed > words) flags |= TILEANS_CUDA_TILE_WORDS_EXHAUSTED;
-  const bool fin_ok = carries ? (x >> 16) == 1u : x == kL;
-  if (!fin_ok) flags |= TILEANS_CUDA_TILE_FINAL_STATE;
-  return __reduce_or_sync(0xFFFFFFFFu, flags);
-}
-
-// decode_tile_fast for a run-time unit size P (1, 2), rotation and row-group count J (1, 2, 4).
-template <bool STG>
-__device__ __forceinline__ u32 decode_tile_fast_j(u32 P, bool rot, u32 J, const uint8_t* ans, u32 W, const uint8_t* raw,
-                                                  bool c, u32 cols, u32 lut_s, u32 ring_s, u32 ob, u32 sb, u64 fend,
-                                                  uint8_t* out, u64 rs) {
-  if (P == 1) {
-    if (J == 1) return decode_tile_fast<1, 1, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-    if (J == 2) return decode_tile_fast<1, 2, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-    return decode_tile_fast<1, 4, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-  }
-  if (rot) {
-    if (J == 1) return decode_tile_fast<2, 1, true, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-    if (J == 2) return decode_tile_fast<2, 2, true, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-    return decode_tile_fast<2, 4, true, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-  }
-  if (J == 1) return decode_tile_fast<2, 1, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-  if (J == 2) return decode_tile_fast<2, 2, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-  return decode_tile_fast<2, 4, false, STG>(ans, W, raw, c, cols, lut_s, ring_s, ob, sb, fend, out, rs);
-}
-
-// decode_tile_fast3 for a run-time unit size P (1, 2), rotation and row-group count J (1, 2, 4).
-__device__ __forceinline__ u32 decode_tile_fast3_j(u32 P, bool rot, u32 J, const uint8_t* ans, u32 W, const uint8_t* raw,
-                                                   bool c, u32 cols, u32 lut_s, u32 ring_s, u32 raw_s, u32 ob, u32 sb,
-                                                   u64 fend, uint8_t* out, u64 rs) {
-  if (P == 1) {
-    if (J == 1) return decode_tile_fast3<1, 1, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-    if (J == 2) return decode_tile_fast3<1, 2, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-    return decode_tile_fast3<1, 4, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-  }
-  if (rot) {
-    if (J == 1) return decode_tile_fast3<2, 1, true>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-    if (J == 2) return decode_tile_fast3<2, 2, true>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-    return decode_tile_fast3<2, 4, true>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-  }
-  if (J == 1) return decode_tile_fast3<2, 1, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-  if (J == 2) return decode_tile_fast3<2, 2, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-  return decode_tile_fast3<2, 4, false>(ans, W, raw, c, cols, lut_s, ring_s, raw_s, ob, sb, fend, out, rs);
-}
-
 // LUT selector over a job's LUT array in global memory.
 struct JobLuts {
   const u32* luts;
@@ -1047,7 +736,7 @@ struct JobLuts {
 // ---------------------------------------------------------------------------------------------
 template <class LutOf>
 __device__ u32 decode_tile(const tileans_cuda_job& job, u64 t, LutOf lut_of, const u32* staged_luts, u32 nstaged,
-                           void* ring, uint8_t* out, u64 row_stride, void* obuf = nullptr, void* raw3 = nullptr) {
+                           void* ring, uint8_t* out, u64 row_stride, void* obuf = nullptr) {
   const TileLayout L = tile_layout(job, t);
   if (L.flags) return L.flags;
   const u32 P = job.planes;
@@ -1063,15 +752,19 @@ __device__ u32 decode_tile(const tileans_cuda_job& job, u64 t, LutOf lut_of, con
     const u32 W = L.arg[0];
     const bool c = L.carries[0];
     const u32 J = L.rows / 32;
-#if TILEANS_CUDA_FAST3
-    if (ob && raw3 && !(ring_s & (kRing3Bytes - 1)))
-      return decode_tile_fast3_j(P, job.elem_type == 1, J, ans, W, raw, c, L.cols, lut_s, ring_s, smem_addr(raw3), ob,
-                                 job.scale_bits, fend, out, row_stride);
-#endif
-    if (ob) return decode_tile_fast_j<true>(P, job.elem_type == 1, J, ans, W, raw, c, L.cols, lut_s, ring_s, ob,
-                                            job.scale_bits, fend, out, row_stride);
-    return decode_tile_fast_j<false>(P, job.elem_type == 1, J, ans, W, raw, c, L.cols, lut_s, ring_s, ob,
-                                     job.scale_bits, fend, out, row_stride);
+    if (P == 1) {
+      if (J == 1) return decode_tile_fast<1, 1, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+      if (J == 2) return decode_tile_fast<1, 2, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+      return decode_tile_fast<1, 4, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+    }
+    if (job.elem_type == 1) {
+      if (J == 1) return decode_tile_fast<2, 1, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+      if (J == 2) return decode_tile_fast<2, 2, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+      return decode_tile_fast<2, 4, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+    }
+    if (J == 1) return decode_tile_fast<2, 1, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+    if (J == 2) return decode_tile_fast<2, 2, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
+    return decode_tile_fast<2, 4, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
   }
   return decode_tile_generic(job, L, lut_of, out, row_stride);
 }
@@ -1462,10 +1155,6 @@ __device__ __forceinline__ u64 tile_bytes(const tileans_cuda_job& job, u64 t) {
 #define TILEANS_CUDA_BULK_THREADS 512  // 16 warps share the staged LUTs
 #endif
 constexpr u32 kBulkThreads = TILEANS_CUDA_BULK_THREADS;
-constexpr u32 kRingAlign = TILEANS_CUDA_FAST3 ? kRing3Bytes : 16u;  // slack for aligning the rings
-constexpr u32 kBulkRingBytes = TILEANS_CUDA_FAST3 ? kRing3Bytes : kRingBytes;  // word ring per warp
-constexpr u32 kBulkRawBytes = TILEANS_CUDA_FAST3 ? kRaw3Bytes : 0u;   // fast path 3 raw slots per warp
-constexpr u32 kBulkOutBytes = TILEANS_CUDA_FAST3 ? kOut3Bytes : kOutBytes;  // output staging per warp
 #ifndef TILEANS_CUDA_MAX_STAGED
 #define TILEANS_CUDA_MAX_STAGED 4
 #endif
@@ -1481,16 +1170,14 @@ __host__ __device__ inline u32 staged_tables(const tileans_cuda_job& job) {
 }
 // Dynamic shared memory of the bulk kernel for a job: warp rings, then the staged LUTs.
 __host__ __device__ constexpr u32 bulk_smem_bytes(u32 nstaged) {
-  return kRingAlign + (kBulkThreads / 32) * (kBulkRingBytes + kBulkRawBytes + (TILEANS_CUDA_SMEM_OUT ? kBulkOutBytes : 0u)) +
+  return (kBulkThreads / 32) * (kRingBytes + (TILEANS_CUDA_SMEM_OUT ? kOutBytes : 0u)) +
          nstaged * TILEANS_CUDA_LUT_BYTES;
 }
 
 __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_in_job, u32 tiles_per_block) {
   extern __shared__ __align__(16) uint8_t tileans_smem[];
-  // rings first, aligned to their size (fast path 3 addresses the ring with one LOP3)
-  uint8_t* rings = tileans_smem + ((kRingAlign - (smem_addr(tileans_smem) & (kRingAlign - 1))) & (kRingAlign - 1));
-  uint8_t* raws = rings + (kBulkThreads / 32) * kBulkRingBytes;
-  uint8_t* obufs = raws + (kBulkThreads / 32) * kBulkRawBytes;
+  uint8_t* rings = tileans_smem;
+  uint8_t* obufs = tileans_smem + (kBulkThreads / 32) * kRingBytes;
   u32* staged = reinterpret_cast<u32*>(tileans_smem + bulk_smem_bytes(0));
   const u32 warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   const u64 t0 = block_in_job * tiles_per_block;
@@ -1524,9 +1211,8 @@ __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_
     const u32 f = decode_tile2(job, t, lut_of, nstaged ? staged : nullptr, nstaged, ok2, rings + warp * kRingBytes, out,
                                row_stride, obufs + warp * kOutBytes);
 #else
-    const u32 f = decode_tile(job, t, lut_of, nstaged ? staged : nullptr, nstaged, rings + warp * kBulkRingBytes, out,
-                              row_stride, TILEANS_CUDA_SMEM_OUT ? obufs + warp * kBulkOutBytes : nullptr,
-                              TILEANS_CUDA_FAST3 ? raws + warp * kBulkRawBytes : nullptr);
+    const u32 f = decode_tile(job, t, lut_of, nstaged ? staged : nullptr, nstaged, rings + warp * kRingBytes, out,
+                              row_stride, TILEANS_CUDA_SMEM_OUT ? obufs + warp * kOutBytes : nullptr);
 #endif
     if (status && lane_id() == 0) status[t] = f;
   }
