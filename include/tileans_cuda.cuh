@@ -475,30 +475,29 @@ __device__ __forceinline__ u32 fast_step(u32& x, WordRing& wr, u32 lut_s, u32 sb
 
 // Copy columns [byte0, byte0 + nbytes) of the 32*J staged rows (pitch 128/J + 4) to `out`, the
 // warp's lanes walking each row contiguously: whole 32-byte sectors, whole 128-byte lines for J = 1.
-template <int J, u32 CW = 128 / J>
+template <int J>
 __device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_stride, u32 byte0, u32 nbytes,
                                            u32 align) {
-  constexpr u32 PITCH = CW + 4, WPR = CW / 4;
+  constexpr u32 CW = 128 / J, PITCH = CW + 4, WPR = CW / 4;
   const u32 lane = lane_id();
   __syncwarp();
 #if TILEANS_CUDA_FLUSH_BATCH
   if (align >= 4 && nbytes == CW) {
-    // J * WPR words per lane (32 for the default window). `out` is generic, so ptxas must assume a store may alias the
+    // J * WPR = 32 words per lane. `out` is generic, so ptxas must assume a store may alias the
     // staging buffer and keeps each ld.shared behind the previous store: one shared-memory round
     // trip per word. Load a batch of kFlushBatch words first, then store them.
     constexpr u32 RPI = 32 / WPR;  // rows per warp-wide word
-    constexpr u32 FB = J * WPR < kFlushBatch ? J * WPR : kFlushBatch;
     const u32 r0 = lane / WPR, wd = lane % WPR;
     const u32 src = obuf_s + r0 * PITCH + 4 * wd;
     uint8_t* dp = out + r0 * row_stride + byte0 + 4 * wd;
     const u64 dstep = RPI * row_stride;
 #pragma unroll
-    for (u32 k0 = 0; k0 < J * WPR; k0 += FB) {
-      u32 v[FB];
+    for (u32 k0 = 0; k0 < J * WPR; k0 += kFlushBatch) {
+      u32 v[kFlushBatch];
 #pragma unroll
-      for (u32 k = 0; k < FB; ++k) v[k] = lds_u32(src + (k0 + k) * RPI * PITCH);
+      for (u32 k = 0; k < kFlushBatch; ++k) v[k] = lds_u32(src + (k0 + k) * RPI * PITCH);
 #pragma unroll
-      for (u32 k = 0; k < FB; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
+      for (u32 k = 0; k < kFlushBatch; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
     }
   } else
 #else
@@ -712,155 +711,6 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
   return __reduce_or_sync(0xFFFFFFFFu, flags);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Two tiles per warp (bulk kernel, TILEANS_CUDA_PAIR): fast path 1 on two tiles of the same
-// shape at once. Each step runs the two tiles' dependency chains side by side, so a warp keeps two
-// chains in flight and the SM twice as many as it has warps, without the register and shared
-// memory cost of twice the warps (cuda/RESULTS.md, "two tiles per warp"). 8-step register blocks,
-// a 32-step staging window per tile (64 bytes per row of a 32-row BF16 tile).
-// Shared memory per warp: kPairBytes = two rings, then two staging buffers.
-// ---------------------------------------------------------------------------------------------
-#ifndef TILEANS_CUDA_PAIR_STEPS
-#define TILEANS_CUDA_PAIR_STEPS 8
-#endif
-constexpr u32 kPairSteps = TILEANS_CUDA_PAIR_STEPS;  // steps per register block
-constexpr u32 kPairWinSteps = 32;               // steps per staging window
-constexpr u32 kPairOutBytes = 2560;            // staging per tile: 32*J rows x (64/J + 4) bytes, J <= 4
-constexpr u32 kPairBytes = 2 * (kRingBytes + kPairOutBytes);
-static_assert(kOutBytes <= 2 * kPairOutBytes, "a single tile's staging fits the pair's two buffers");
-
-struct PairTile {  // one tile of a pair: its sections, table and destination
-  const uint8_t* ans;
-  const uint8_t* raw;
-  uint8_t* out;
-  u32 words, lut_s;
-  bool carries;
-};
-
-// Scalar parameters on purpose: a struct passed by reference to a noinline function is read
-// with local loads, and ptxas puts the wait for them inside the loop, on a scoreboard shared with
-// the raw-byte loads of the block, which exposes a DRAM miss per block (cuda/RESULTS.md).
-template <int P, int J, bool ROT>
-__device__ __noinline__ u64 decode_pair_fast(const uint8_t* ans0, const uint8_t* raw0, uint8_t* out0, u32 words0,
-                                             u32 lut0, bool carries0, const uint8_t* ans1, const uint8_t* raw1,
-                                             uint8_t* out1, u32 words1, u32 lut1, bool carries1, u32 cols,
-                                             u32 ring_s, u32 obuf_s, u32 sb, u64 frame_end, u64 row_stride) {
-  constexpr u32 NT = 2;
-  const PairTile t0{ans0, raw0, out0, words0, lut0, carries0}, t1{ans1, raw1, out1, words1, lut1, carries1};
-  constexpr u32 CPB = kPairSteps / J;         // columns per block per row
-  constexpr u32 NB = CPB * P;                 // bytes per row per block
-  constexpr u32 CW = kPairWinSteps / J * P;   // bytes per row per window
-  constexpr u32 PITCH = CW + 4, BPW = CW / NB;
-  static_assert(32 * J * PITCH <= kPairOutBytes, "pair staging");
-  const PairTile* tt[NT] = {&t0, &t1};
-  const u32 lane = lane_id();
-  const u32 lt = (1u << lane) - 1u;
-  const u32 mask = (1u << sb) - 1u;
-  const u32 S = J * cols;
-  const u32 nfb = S / kPairSteps;
-  u32 x[NT], flags[NT], pos0[NT], s_raw[NT], lut[NT], sym_a[NT], sym_b[NT];
-  WordRing wr[NT];
-  const uint8_t* raw[NT];
-  uint8_t* out[NT];
-  u32 align = 16;
-#pragma unroll
-  for (u32 i = 0; i < NT; ++i) {
-    x[i] = ld_u32(tt[i]->ans + 4 * lane);
-    flags[i] = x[i] < kL ? TILEANS_CUDA_TILE_INITIAL_STATE : 0u;
-    wr[i].init(tt[i]->ans + 128, frame_end, ring_s + i * kRingBytes);
-    pos0[i] = wr[i].pos;
-    s_raw[i] = tt[i]->carries ? S - 2 : S;
-    lut[i] = tt[i]->lut_s;
-    raw[i] = tt[i]->raw + lane;
-    out[i] = tt[i]->out;
-    sym_a[i] = sym_b[i] = 0;
-    const u64 al_bits = reinterpret_cast<u64>(out[i]) | row_stride | (u64)NB | 16ull;
-    const u32 al = (u32)(al_bits & (~al_bits + 1));
-    align = al < align ? al : align;
-  }
-#pragma unroll 1
-  for (u32 b = 0; b < nfb; ++b) {
-    const u32 s0 = b * kPairSteps;
-    u32 r[NT][kPairSteps], e[NT][kPairSteps];
-    // Both rings first: a ring refill stores a segment loaded one refill earlier, and must not
-    // wait on a scoreboard shared with raw-byte loads issued just before it.
-#pragma unroll
-    for (u32 i = 0; i < NT; ++i) wr[i].ensure();
-#pragma unroll
-    for (u32 i = 0; i < NT; ++i) {
-      if (P == 2) {
-        const uint8_t* rp = raw[i] + 32 * s0;
-        if (s0 + kPairSteps <= s_raw[i]) {  // warp-uniform: every raw byte of the block is stored
-#pragma unroll
-          for (u32 u = 0; u < kPairSteps; ++u) r[i][u] = ld_u8(rp + 32 * u);
-        } else {
-#pragma unroll
-          for (u32 u = 0; u < kPairSteps; ++u) r[i][u] = (s0 + u < s_raw[i]) ? ld_u8(rp + 32 * u) : 0u;
-        }
-      }
-    }
-#pragma unroll
-    for (u32 u = 0; u < kPairSteps; ++u) {
-#pragma unroll
-      for (u32 i = 0; i < NT; ++i) e[i][u] = fast_step(x[i], wr[i], lut[i], sb, mask, lt);
-    }
-    if (P == 2 && s0 + kPairSteps >= S - 1) {  // FORMAT.md 5.1: the raw bytes of the last two steps are carried
-#pragma unroll
-      for (u32 i = 0; i < NT; ++i) {
-        if (s0 + kPairSteps - 2 == S - 2) { sym_a[i] = e[i][kPairSteps - 2]; sym_b[i] = e[i][kPairSteps - 1]; }
-        if (s0 + kPairSteps - 1 == S - 2) sym_a[i] = e[i][kPairSteps - 1];
-      }
-    }
-    const u32 wb = b % BPW;
-#pragma unroll
-    for (u32 i = 0; i < NT; ++i) {
-      const u32 ob = obuf_s + i * kPairOutBytes;
-#pragma unroll
-      for (u32 u = 0; u < kPairSteps; ++u) {
-        const u32 a = ob + ((u % J) * 32 + lane) * PITCH + (wb * CPB + u / J) * P;
-        const u32 v = make_unit<P, ROT>(e[i][u], P == 2 ? r[i][u] : 0u);
-        if (P == 2) sts_u16(a, v);
-        else sts_u8(a, v);
-      }
-      if (wb == BPW - 1) flush_rows<J, CW>(ob, out[i], row_stride, (b / BPW) * CW, CW, align);
-    }
-  }
-  const u32 part = nfb % BPW;  // the last, partial window
-  const u32 tail = S - nfb * kPairSteps;
-#pragma unroll
-  for (u32 i = 0; i < NT; ++i) {
-    if (part) flush_rows<J, CW>(obuf_s + i * kPairOutBytes, out[i], row_stride, (nfb / BPW) * CW, part * NB, align);
-    uint8_t* lane_out = out[i] + (u64)lane * row_stride;
-    const u64 group_stride = 32ull * row_stride;
-    if (tail) {  // edge columns: fewer than kPairSteps steps
-      wr[i].ensure();
-#pragma unroll 1
-      for (u32 u = 0; u < tail; ++u) {
-        const u32 s = nfb * kPairSteps + u;
-        const u32 rv = (P == 2 && s < s_raw[i]) ? ld_u8(raw[i] + 32 * s) : 0u;
-        const u32 ev = fast_step(x[i], wr[i], lut[i], sb, mask, lt);
-        if (s == S - 2) sym_a[i] = ev;
-        if (s == S - 1) sym_b[i] = ev;
-        store_unit<P>(lane_out + (s % J) * group_stride + (u64)(s / J) * P, make_unit<P, ROT>(ev, rv));
-      }
-    }
-    if (P == 2 && tt[i]->carries) {
-      __syncwarp();  // after the flushes of other lanes that may have written these units
-      const u32 sa = S - 2, sbb = S - 1;  // FORMAT.md 5.1: lane l's state holds raw[a] (step S-2) and raw[b] (S-1)
-      store_unit<P>(lane_out + (sa % J) * group_stride + (u64)(sa / J) * P, make_unit<P, ROT>(sym_a[i], x[i] & 0xFFu));
-      store_unit<P>(lane_out + (sbb % J) * group_stride + (u64)(sbb / J) * P,
-                    make_unit<P, ROT>(sym_b[i], (x[i] >> 8) & 0xFFu));
-    }
-    const u32 consumed = (wr[i].pos - pos0[i]) >> 1;
-    if (consumed < tt[i]->words) flags[i] |= TILEANS_CUDA_TILE_WORDS_LEFT;
-    if (consumed > tt[i]->words) flags[i] |= TILEANS_CUDA_TILE_WORDS_EXHAUSTED;
-    const bool fin_ok = tt[i]->carries ? (x[i] >> 16) == 1u : x[i] == kL;
-    if (!fin_ok) flags[i] |= TILEANS_CUDA_TILE_FINAL_STATE;
-    flags[i] = __reduce_or_sync(0xFFFFFFFFu, flags[i]);
-  }
-  return (u64)flags[1] << 32 | flags[0];
-}
-
 // LUT selector over a job's LUT array in global memory.
 struct JobLuts {
   const u32* luts;
@@ -917,55 +767,6 @@ __device__ u32 decode_tile(const tileans_cuda_job& job, u64 t, LutOf lut_of, con
     return decode_tile_fast<2, 4, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, job.scale_bits, fend, out, row_stride);
   }
   return decode_tile_generic(job, L, lut_of, out, row_stride);
-}
-
-// Decode tiles t and t+1 of `job` (outputs out0, out1) in one warp: the two-tile fast path when both
-// tiles take fast path 1 with the same shape, otherwise one after the other with decode_tile.
-// smem: kPairBytes of shared memory for this warp. Writes the two tiles' TILEANS_CUDA_TILE_* bits.
-template <class LutOf>
-__device__ void decode_tile_pair(const tileans_cuda_job& job, u64 t, LutOf lut_of, const u32* staged_luts, u32 nstaged,
-                                 uint8_t* smem, uint8_t* out0, uint8_t* out1, u64 row_stride, u32* f) {
-  const TileLayout L0 = tile_layout(job, t), L1 = tile_layout(job, t + 1);
-  const u32 P = job.planes;
-  auto fast = [&](const TileLayout& L) {
-    return !L.flags && (L.rows == 32 || L.rows == 64 || L.rows == 128) && L.mode[0] == kModeAns &&
-           L.table[0] < nstaged && (P == 1 || (P == 2 && L.mode[1] == kModeRaw));
-  };
-  if (staged_luts && fast(L0) && fast(L1) && L0.rows == L1.rows && L0.cols == L1.cols) {
-    const uint8_t* src = reinterpret_cast<const uint8_t*>(job.src);
-    const u32 lut0 = smem_addr(staged_luts);
-    const PairTile a{src + L0.at[0], src + L0.at[1], out0, L0.arg[0], lut0 + L0.table[0] * TILEANS_CUDA_LUT_BYTES,
-                     L0.carries[0]};
-    const PairTile b{src + L1.at[0], src + L1.at[1], out1, L1.arg[0], lut0 + L1.table[0] * TILEANS_CUDA_LUT_BYTES,
-                     L1.carries[0]};
-    const u32 ring_s = smem_addr(smem), ob = ring_s + 2 * kRingBytes;
-    const u64 fend = job.src + job.frame_len;
-    const u32 J = L0.rows / 32, sb = job.scale_bits, c = L0.cols;
-#define TILEANS_PAIR_ARGS                                                                                    \
-  a.ans, a.raw, a.out, a.words, a.lut_s, a.carries, b.ans, b.raw, b.out, b.words, b.lut_s, b.carries, c, ring_s, \
-      ob, sb, fend, row_stride
-    u64 fl;
-    if (P == 1) {
-      if (J == 1) fl = decode_pair_fast<1, 1, false>(TILEANS_PAIR_ARGS);
-      else if (J == 2) fl = decode_pair_fast<1, 2, false>(TILEANS_PAIR_ARGS);
-      else fl = decode_pair_fast<1, 4, false>(TILEANS_PAIR_ARGS);
-    } else if (job.elem_type == 1) {
-      if (J == 1) fl = decode_pair_fast<2, 1, true>(TILEANS_PAIR_ARGS);
-      else if (J == 2) fl = decode_pair_fast<2, 2, true>(TILEANS_PAIR_ARGS);
-      else fl = decode_pair_fast<2, 4, true>(TILEANS_PAIR_ARGS);
-    } else {
-      if (J == 1) fl = decode_pair_fast<2, 1, false>(TILEANS_PAIR_ARGS);
-      else if (J == 2) fl = decode_pair_fast<2, 2, false>(TILEANS_PAIR_ARGS);
-      else fl = decode_pair_fast<2, 4, false>(TILEANS_PAIR_ARGS);
-    }
-#undef TILEANS_PAIR_ARGS
-    f[0] = (u32)fl;
-    f[1] = (u32)(fl >> 32);
-    return;
-  }
-  uint8_t* ob = smem + 2 * kRingBytes;  // both staging buffers: kOutBytes fit in 2 * kPairOutBytes
-  f[0] = decode_tile(job, t, lut_of, staged_luts, nstaged, smem, out0, row_stride, ob);
-  f[1] = decode_tile(job, t + 1, lut_of, staged_luts, nstaged, smem, out1, row_stride, ob);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1358,9 +1159,6 @@ constexpr u32 kBulkThreads = TILEANS_CUDA_BULK_THREADS;
 #define TILEANS_CUDA_MAX_STAGED 4
 #endif
 constexpr u32 kMaxStaged = TILEANS_CUDA_MAX_STAGED;  // LUTs of plane 0 staged in shared memory per block
-#ifndef TILEANS_CUDA_PAIR
-#define TILEANS_CUDA_PAIR 0  // 1: the bulk kernel decodes two tiles per warp (decode_tile_pair)
-#endif
 #ifndef TILEANS_CUDA_MIN_BLOCKS
 #define TILEANS_CUDA_MIN_BLOCKS 1  // resident blocks per SM the register allocation aims for
 #endif
@@ -1372,16 +1170,14 @@ __host__ __device__ inline u32 staged_tables(const tileans_cuda_job& job) {
 }
 // Dynamic shared memory of the bulk kernel for a job: warp rings, then the staged LUTs.
 __host__ __device__ constexpr u32 bulk_smem_bytes(u32 nstaged) {
-  return (kBulkThreads / 32) * (TILEANS_CUDA_PAIR ? kPairBytes : kRingBytes + (TILEANS_CUDA_SMEM_OUT ? kOutBytes : 0u)) +
+  return (kBulkThreads / 32) * (kRingBytes + (TILEANS_CUDA_SMEM_OUT ? kOutBytes : 0u)) +
          nstaged * TILEANS_CUDA_LUT_BYTES;
 }
 
 __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_in_job, u32 tiles_per_block) {
   extern __shared__ __align__(16) uint8_t tileans_smem[];
-#if !TILEANS_CUDA_PAIR || TILEANS_CUDA_FAST2
   uint8_t* rings = tileans_smem;
   uint8_t* obufs = tileans_smem + (kBulkThreads / 32) * kRingBytes;
-#endif
   u32* staged = reinterpret_cast<u32*>(tileans_smem + bulk_smem_bytes(0));
   const u32 warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   const u64 t0 = block_in_job * tiles_per_block;
@@ -1408,26 +1204,6 @@ __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_
   uint8_t* dst = reinterpret_cast<uint8_t*>(job.dst);
   u32* status = reinterpret_cast<u32*>(job.status);
   const u64 row_stride = job.cols * job.planes;
-#if TILEANS_CUDA_PAIR && !TILEANS_CUDA_FAST2
-  auto tile_out = [&](u64 t) {
-    return dst + (t / job.grid_cols) * job.tile_rows * row_stride + (t % job.grid_cols) * job.tile_cols * (u64)job.planes;
-  };
-  for (u64 t = t0 + 2 * warp; t < t1; t += 2 * nwarps) {
-    uint8_t* smem = tileans_smem + warp * kPairBytes;
-    u32 f[2];
-    if (t + 1 < t1) {
-      decode_tile_pair(job, t, lut_of, nstaged ? staged : nullptr, nstaged, smem, tile_out(t), tile_out(t + 1),
-                       row_stride, f);
-    } else {
-      f[0] = decode_tile(job, t, lut_of, nstaged ? staged : nullptr, nstaged, smem, tile_out(t), row_stride,
-                         smem + 2 * kRingBytes);
-    }
-    if (status && lane_id() == 0) {
-      status[t] = f[0];
-      if (t + 1 < t1) status[t + 1] = f[1];
-    }
-  }
-#else
   for (u64 t = t0 + warp; t < t1; t += nwarps) {
     const u64 gi = t / job.grid_cols, gj = t % job.grid_cols;
     uint8_t* out = dst + gi * job.tile_rows * row_stride + gj * job.tile_cols * (u64)job.planes;
@@ -1440,7 +1216,6 @@ __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_
 #endif
     if (status && lane_id() == 0) status[t] = f;
   }
-#endif
 }
 
 // One LUT per block from a stored table (FORMAT.md 4.2 item 2): presence bitmap, freq-1 as u16.
