@@ -21,9 +21,6 @@
 //                                         16-step register blocks, optional per-warp output
 //                                         staging written back as whole rows) for tiles whose
 //                                         rows are 32, 64 or 128 and whose first plane is ANS.
-//   tileans_cuda::decode_tile2(...)       the same for a block whose LUTs were staged with
-//                                         load_lut2_to_smem: fast path 2 (words and LUT entries of
-//                                         renormalising lanes from a register window; opt-in).
 //
 // Helpers: bf16_merge / f16_merge (planes -> unit), unit_rotate_right (inverse split),
 // load_lut_to_smem (16 KiB table copy), kDecodeRingBytes (shared memory per warp for the ring),
@@ -46,42 +43,15 @@ typedef unsigned int u32;
 constexpr u32 kL = 1u << 16;               // lower bound of the state interval
 constexpr u32 kModeRaw = 0, kModeAns = 1, kModeConst = 2;
 // Tuning switches (defaults measured best on H200, see cuda/RESULTS.md):
-#ifndef TILEANS_CUDA_WIDE
-#define TILEANS_CUDA_WIDE 0  // 32-step register blocks for 64/128-row tiles (whole sectors per lane)
-#endif
-#ifndef TILEANS_CUDA_RAW_UNGUARDED
-#define TILEANS_CUDA_RAW_UNGUARDED 1  // fast path 1: raw bytes of whole blocks loaded without per-step bounds checks
-#endif
-#ifndef TILEANS_CUDA_FAST2
-#define TILEANS_CUDA_FAST2 0  // 1: bulk kernel on fast path 2 (words + LUT entries in registers); measured 6% slower
-#endif
-#if TILEANS_CUDA_FAST2
-#undef TILEANS_CUDA_SMEM_OUT
-#define TILEANS_CUDA_SMEM_OUT 1  // fast path 2 always stages its output
-#endif
-#ifndef TILEANS_CUDA_FLUSH_BATCH
-#define TILEANS_CUDA_FLUSH_BATCH 1  // flushes of the output staging buffer: batch the shared loads before the stores
-#endif
-#ifndef TILEANS_CUDA_RAW_SHFL
-#define TILEANS_CUDA_RAW_SHFL 0  // 1: fast path 1 loads a block's raw bytes as 4-byte coalesced words + shuffles (not faster on H200, cuda/RESULTS.md)
-#endif
-#ifndef TILEANS_CUDA_STAGE_WORDS
-#define TILEANS_CUDA_STAGE_WORDS 0  // 1: fast path 1 stages its units with 32-bit stores, not one store per unit (not faster on H200)
-#endif
 #ifndef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // bulk kernel: stage the output per warp in shared memory, store whole rows
 #endif
-constexpr int kMaxBlockSteps = TILEANS_CUDA_WIDE ? 32 : 16;  // steps per register block (at most)
+constexpr int kBlockSteps = 16;  // steps per register block of the fast path
 constexpr u32 kFlushBatch = 16;  // words per lane loaded from the staging buffer before they are stored (J*WPR = 32)
-constexpr u32 kRingBytes = TILEANS_CUDA_WIDE ? 4096 : 2048;  // word ring of the fast path, per warp
+constexpr u32 kRingBytes = 2048;  // word ring of the fast path, per warp
 constexpr u32 kDecodeRingBytes = kRingBytes;
 constexpr u32 kSegBytes = 512;             // 32 lanes x 16 bytes staged at once
 constexpr u32 kOutBytes = 4608;            // output staging per warp: 32*J rows x (128/J + 4) bytes
-// Steps per register block for tiles of 32*J rows.
-template <int J>
-struct BlockSteps {
-  static constexpr int value = (TILEANS_CUDA_WIDE && J > 1) ? 32 : 16;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Small device helpers
@@ -376,18 +346,6 @@ __device__ __forceinline__ u32 make_unit(u32 e, u32 r) {
   if (ROT) return bf16_merge(e, r);
   return f16_merge(e, r);
 }
-// The same from a raw word whose byte `k` (0..3) is the raw byte: one PRMT picks and merges.
-// make_unit_sel_hi: the same with bits 16.. left undefined (for packing two units with a PRMT).
-template <int P, bool ROT>
-__device__ __forceinline__ u32 make_unit_sel_hi(u32 e, u32 rw, u32 k) {
-  if (P == 1) return e;
-  if (ROT) return __byte_perm(e, rw, 0x0404u + (k * 0x0101u)) >> 1;  // bf16_merge
-  return __byte_perm(rw, e, 0x0040u + k);                            // f16_merge
-}
-template <int P, bool ROT>
-__device__ __forceinline__ u32 make_unit_sel(u32 e, u32 rw, u32 k) {
-  return make_unit_sel_hi<P, ROT>(e, rw, k) & (P == 1 ? 0xFFu : 0xFFFFu);
-}
 
 // Store one unit (P bytes) at p.
 template <int P>
@@ -447,9 +405,9 @@ struct WordRing {
     loaded = kInit * kSegBytes;
     __syncwarp();
   }
-  // Make sure the next block of kMaxBlockSteps steps (at most 32 words each) finds its words staged.
+  // Make sure the next block of kBlockSteps steps (at most 32 words each) finds its words staged.
   __device__ __forceinline__ void ensure() {
-    while (loaded - pos < 2 * 32 * kMaxBlockSteps) {  // warp-uniform
+    while (loaded - pos < 2 * 32 * kBlockSteps) {  // warp-uniform
       const u32 lane = lane_id();
       __syncwarp();  // lanes have finished reading the bytes about to be overwritten
       sts_v4(ring + (loaded & (kRingBytes - 1)) + 16 * lane, pf);
@@ -481,7 +439,6 @@ __device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_str
   constexpr u32 CW = 128 / J, PITCH = CW + 4, WPR = CW / 4;
   const u32 lane = lane_id();
   __syncwarp();
-#if TILEANS_CUDA_FLUSH_BATCH
   if (align >= 4 && nbytes == CW) {
     // J * WPR = 32 words per lane. `out` is generic, so ptxas must assume a store may alias the
     // staging buffer and keeps each ld.shared behind the previous store: one shared-memory round
@@ -500,15 +457,6 @@ __device__ __forceinline__ void flush_rows(u32 obuf_s, uint8_t* out, u64 row_str
       for (u32 k = 0; k < kFlushBatch; ++k) *reinterpret_cast<u32*>(dp + (k0 + k) * dstep) = v[k];
     }
   } else
-#else
-  if (align >= 4 && nbytes == CW) {
-#pragma unroll 4
-    for (u32 i = lane; i < 32 * J * WPR; i += 32) {
-      const u32 row = i / WPR, wd = i % WPR;
-      *reinterpret_cast<u32*>(out + row * row_stride + byte0 + 4 * wd) = lds_u32(obuf_s + row * PITCH + 4 * wd);
-    }
-  } else
-#endif
   {
     for (u32 i = lane; i < 32 * J * nbytes; i += 32) {
       const u32 row = i / nbytes, bt = i - row * nbytes;
@@ -525,7 +473,6 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
                                 u32 lut_s, u32 ring_s, u32 obuf_s, u32 scale_bits, u64 frame_end, uint8_t* out,
                                 u64 row_stride) {
   // obuf_s: shared address of kOutBytes for staging the output (0: store from registers)
-  constexpr int kBlockSteps = BlockSteps<J>::value;
   constexpr int CPB = kBlockSteps / J;  // columns per block per row
   constexpr int NB = CPB * P;           // bytes per row per block
   constexpr int NW = NB / 4;
@@ -546,69 +493,25 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
   uint8_t* lane_out = out + (u64)lane * row_stride;
   const u64 group_stride = 32ull * row_stride;
   u32 sym_a = 0, sym_b = 0;  // symbols of steps S-2 and S-1 (their raw bytes are carried)
-#if TILEANS_CUDA_EXPERIMENT_NOSTORE
-  u32 sink = 0;
-#endif
   const u32 nfb = S / kBlockSteps;
-#if TILEANS_CUDA_RAW_SHFL
-  const u32 rsel = lane & 3u;  // byte of the shuffled raw word that is this lane's
-#endif
 #pragma unroll 1
   for (u32 b = 0; b < nfb; ++b) {
     wr.ensure();
     const u32 s0 = b * kBlockSteps;
     u32 r[kBlockSteps];
     u32 e[kBlockSteps];
-#if TILEANS_CUDA_RAW_SHFL
-    // The block's raw bytes are 32*kBlockSteps contiguous bytes (step u, lane l at 32u + l) at a
-    // 4-byte aligned address (FORMAT.md: sections padded to 4): load them as kBlockSteps/4 words per
-    // lane, coalesced, before the steps; after the steps lane m takes step u's word from lane
-    // 8(u%4) + m/4 (word u/4) and its byte m%4 (rsel) goes into the unit by make_unit_sel.
-    // The 4 bytes of a word belong to one step (4k + l/8), so the guard of a partial block is per word.
-    constexpr int NRW = kBlockSteps / 4;
-    u32 rw[NRW];
-#endif
     if (P == 2) {
-#if TILEANS_CUDA_RAW_SHFL
-      const uint8_t* rq = raw + 32 * s0 + 4 * lane;
-      if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
-#pragma unroll
-        for (int k = 0; k < NRW; ++k) rw[k] = ld_u32(rq + 128 * k);
-      } else {
-#pragma unroll
-        for (int k = 0; k < NRW; ++k) rw[k] = (s0 + 4 * k + (lane >> 3) < s_raw) ? ld_u32(rq + 128 * k) : 0u;
-      }
-#else
       const uint8_t* rp = raw + 32 * s0 + lane;
-#if TILEANS_CUDA_RAW_UNGUARDED
       if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
 #pragma unroll
         for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = ld_u8(rp + 32 * u);
-      } else
-#endif
-      {
+      } else {
 #pragma unroll
         for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = (s0 + u < s_raw) ? ld_u8(rp + 32 * u) : 0u;
       }
-#endif
     }
 #pragma unroll
     for (int u = 0; u < kBlockSteps; ++u) e[u] = fast_step(x, wr, lut_s, scale_bits, mask, lt);
-#if TILEANS_CUDA_RAW_SHFL
-    if (P == 2) {
-      // wr.pos is always even (2-byte words from a 4-byte aligned stream), so z = 0; but it depends
-      // on the last step's ballot, which keeps the shuffles (and their wait for the loads) after the
-      // steps instead of hoisted into the first one.
-      const u32 z = wr.pos & 1u;
-#pragma unroll
-      for (int u = 0; u < kBlockSteps; ++u) r[u] = __shfl_sync(0xFFFFFFFFu, rw[u / 4], (8 * (u % 4) + (lane >> 2)) | z);
-    }
-#define TILEANS_MAKE_UNIT(E, R) make_unit_sel<P, ROT>((E), (R), rsel)
-#define TILEANS_MAKE_UNIT_HI(E, R) make_unit_sel_hi<P, ROT>((E), (R), rsel)
-#else
-#define TILEANS_MAKE_UNIT(E, R) make_unit<P, ROT>((E), (R))
-#define TILEANS_MAKE_UNIT_HI(E, R) make_unit<P, ROT>((E), (R))
-#endif
     if (P == 2 && carries && s0 + kBlockSteps >= S - 1) {
       if (s0 + kBlockSteps - 2 == S - 2) { sym_a = e[kBlockSteps - 2]; sym_b = e[kBlockSteps - 1]; }
       if (s0 + kBlockSteps - 1 == S - 2) sym_a = e[kBlockSteps - 1];
@@ -617,39 +520,13 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
       constexpr int CW = 128 / J, PITCH = CW + 4, CPW = CW / P, BPW = CPW / CPB;  // window: CPW columns
       static_assert(BPW >= 1 && CPW % CPB == 0, "window of whole blocks");
       const u32 wb = b % BPW;
-#if TILEANS_CUDA_STAGE_WORDS
-      // row g of the block's J rows gets CPB consecutive units = NB bytes at column wb*NB: NW
-      // 32-bit stores (PITCH/4 is odd, so the lanes' words fall in distinct banks)
-#pragma unroll
-      for (int g = 0; g < J; ++g) {
-        u32 w[NW];
-        if (P == 2) {  // two units per word: one PRMT takes the low halves
-#pragma unroll
-          for (int i = 0; i < NW; ++i)
-            w[i] = __byte_perm(TILEANS_MAKE_UNIT_HI(e[2 * i * J + g], r[2 * i * J + g]),
-                               TILEANS_MAKE_UNIT_HI(e[(2 * i + 1) * J + g], r[(2 * i + 1) * J + g]), 0x5410u);
-        } else {
-#pragma unroll
-          for (int i = 0; i < NW; ++i) w[i] = 0;
-#pragma unroll
-          for (int c = 0; c < CPB; ++c) {
-            const int u = c * J + g;
-            w[(c * P) / 4] |= TILEANS_MAKE_UNIT(e[u], 0u) << (8 * ((c * P) % 4));
-          }
-        }
-        const u32 a = obuf_s + (g * 32 + lane) * PITCH + wb * NB;
-#pragma unroll
-        for (int i = 0; i < NW; ++i) sts_u32(a + 4 * i, w[i]);
-      }
-#else
 #pragma unroll
       for (int u = 0; u < kBlockSteps; ++u) {
         const u32 a = obuf_s + ((u % J) * 32 + lane) * PITCH + (wb * CPB + u / J) * P;
-        const u32 v = TILEANS_MAKE_UNIT(e[u], P == 2 ? r[u] : 0u);
+        const u32 v = make_unit<P, ROT>(e[u], P == 2 ? r[u] : 0u);
         if (P == 2) sts_u16(a, v);
         else sts_u8(a, v);
       }
-#endif
       if (wb == BPW - 1) flush_rows<J>(obuf_s, out, row_stride, (b / BPW) * CW, CW, align);
       continue;
     }
@@ -661,18 +538,12 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
 #pragma unroll
       for (int c = 0; c < CPB; ++c) {
         const int u = c * J + g;
-        const u32 v = TILEANS_MAKE_UNIT(e[u], P == 2 ? r[u] : 0u);
+        const u32 v = make_unit<P, ROT>(e[u], P == 2 ? r[u] : 0u);
         w[(c * P) / 4] |= v << (8 * ((c * P) % 4));
       }
-#if TILEANS_CUDA_EXPERIMENT_NOSTORE  // diagnostic only: decode without writing the output
-      for (int i = 0; i < NW; ++i) sink ^= w[i];
-#else
       store_chunk<NB>(lane_out + g * group_stride + (u64)b * NB, w, align);
-#endif
     }
   }
-#undef TILEANS_MAKE_UNIT
-#undef TILEANS_MAKE_UNIT_HI
   if (obuf_s) {  // the last, partial window
     constexpr int CW = 128 / J, CPW = CW / P, BPW = CPW / CPB;
     const u32 part = nfb % BPW;
@@ -700,9 +571,6 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
     store_unit<P>(lane_out + (sb % J) * group_stride + (u64)(sb / J) * P,
                   make_unit<P, ROT>(sym_b, (x >> 8) & 0xFFu));
   }
-#if TILEANS_CUDA_EXPERIMENT_NOSTORE
-  if (sink == 0x12345678u) *lane_out = 1;
-#endif
   const u32 consumed = (wr.pos - pos0) >> 1;
   if (consumed < words) flags |= TILEANS_CUDA_TILE_WORDS_LEFT;
   if (consumed > words) flags |= TILEANS_CUDA_TILE_WORDS_EXHAUSTED;
@@ -769,377 +637,6 @@ __device__ u32 decode_tile(const tileans_cuda_job& job, u64 t, LutOf lut_of, con
   return decode_tile_generic(job, L, lut_of, out, row_stride);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Fast path 2 (opt-in: TILEANS_CUDA_FAST2=1 for the bulk kernel, or decode_tile2): the
-// renormalisation word and its LUT entry come from registers, so one step has a single
-// shared-memory-latency operation (a shuffle) on its dependency chain. Measured on H200 it is as
-// slow per step as fast path 1 for a warp alone and 6 % slower in the bulk kernel (more
-// instructions per step); see cuda/RESULTS.md.
-//
-// Each lane keeps a window of the next 64 words of the stream in registers (W0, W1; 96 with
-// TILEANS_CUDA_WIN3: W2 loaded a window ahead): word number ptr+i of the warp's stream in lane i of
-// W0, ..., each word together with the LUT entry of its slot (E0, E1, looked up when the word
-// enters the window, off the chain). A step:
-//   xn = f * (x >> sb) + bias           (f, bias from the entry of the lane's current slot)
-//   LUT entry of xn's slot               (shared-memory load, issued now, used one step later)
-//   ballot(xn < L), prefix popcount      -> the lane's word index idx in the window
-//   shuffle W0[idx], E0[idx]             (W1 as well when the step crosses into W1: then the
-//                                         window moves on by 32 words, W2 is refilled from the ring)
-//   next (x >> sb, entry) = renormalised ? (xn << (16 - sb) | w >> sb, E[idx]) : (xn >> sb, LUT entry)
-// The lane carries x >> sb rather than x (the full state is rebuilt on the last block's steps
-// only, for the final-state check and the carried bytes). Entries use the internal packing of
-// load_lut2_to_smem: f << 20 | bias << 8 | sym (f itself, not f - 1: one operation less on the
-// chain), which needs f < 4096; a table with f = 4096 (one symbol at scale 12) uses another path.
-// Output: units packed in registers, stored per block with one 4..16-byte shared store per row
-// into a swizzled per-warp staging window (4 KiB), written back as whole rows with 16-byte stores.
-// ---------------------------------------------------------------------------------------------
-
-// Copy one LUT into shared memory in the fast-path-2 packing. Returns true on this thread when an
-// entry it copied cannot be packed (f = 4096): OR it over the block (__syncthreads_or).
-__device__ __forceinline__ bool load_lut2_to_smem(u32* dst_smem, const u32* src_global, u32 tid, u32 nthreads) {
-  const uint4* s = reinterpret_cast<const uint4*>(src_global);
-  uint4* d = reinterpret_cast<uint4*>(dst_smem);
-  bool bad = false;
-  for (u32 i = tid; i < TILEANS_CUDA_LUT_ENTRIES / 4; i += nthreads) {
-    uint4 v = __ldg(s + i);
-    bad |= ((v.x >> 20) == 0xFFFu) | ((v.y >> 20) == 0xFFFu) | ((v.z >> 20) == 0xFFFu) | ((v.w >> 20) == 0xFFFu);
-    v.x += 1u << 20;
-    v.y += 1u << 20;
-    v.z += 1u << 20;
-    v.w += 1u << 20;
-    d[i] = v;
-  }
-  return bad;
-}
-
-#ifndef TILEANS_CUDA_WIN3
-#define TILEANS_CUDA_WIN3 0  // 1: three window registers (W2 prefetched a whole window ahead)
-#endif
-struct Window2 {
-  u32 w0, w1, w2;  // words: (w << 16) | (w >> sb)
-  u32 e0, e1, e2;  // fast-path-2 LUT entries of the words' slots
-  u32 ptr;         // words of w0 consumed (0..31), warp-uniform
-};
-
-// The next 32 words of the ring into (W, E). WordRing::pos counts the bytes pulled.
-__device__ __forceinline__ void pull2(WordRing& wr, u32 lut_s, u32 sb, u32 mask, u32& W, u32& E) {
-  const u32 w = lds_u16(wr.ring + ((wr.pos + 2u * lane_id()) & (kRingBytes - 1)));
-  W = (w << 16) | (w >> sb);
-  E = lds_u32(lut_s + ((w & mask) << 2));
-  wr.pos += 64;
-}
-
-// One step. xs = x >> sb and e = the entry of x's slot are updated; returns the decoded entry
-// (symbol in bits 0..7). With TX the full state x is kept too.
-template <bool TX>
-__device__ __forceinline__ u32 fast2_step(u32& xs, u32& e, u32& x, Window2& wn, WordRing& wr, u32 lut_s, u32 sb,
-                                          u32 k16, u32 mask, u32 lt) {
-  const u32 cur = e;
-  const u32 xn = (e >> 20) * xs + ((e >> 8) & 0xFFFu);
-  const u32 el = lds_u32(lut_s + ((xn & mask) << 2));
-  const bool need = xn < kL;
-  const u32 m = __ballot_sync(0xFFFFFFFFu, need);
-  const u32 idx = wn.ptr + __popc(m & lt);
-  u32 wv = __shfl_sync(0xFFFFFFFFu, wn.w0, idx);
-  u32 ev = __shfl_sync(0xFFFFFFFFu, wn.e0, idx);
-  const u32 c = __popc(m);
-  if (wn.ptr + c >= 32u) {  // warp-uniform: the window moves on by 32 words
-    const u32 wv1 = __shfl_sync(0xFFFFFFFFu, wn.w1, idx);
-    const u32 ev1 = __shfl_sync(0xFFFFFFFFu, wn.e1, idx);
-    if (idx >= 32u) {
-      wv = wv1;
-      ev = ev1;
-    }
-    wn.w0 = wn.w1;
-    wn.e0 = wn.e1;
-#if TILEANS_CUDA_WIN3
-    wn.w1 = wn.w2;
-    wn.e1 = wn.e2;
-    pull2(wr, lut_s, sb, mask, wn.w2, wn.e2);
-#else
-    pull2(wr, lut_s, sb, mask, wn.w1, wn.e1);
-#endif
-    wn.ptr = wn.ptr + c - 32u;
-  } else {
-    wn.ptr += c;
-  }
-  xs = need ? ((xn << k16) | (wv & 0xFFFFu)) : (xn >> sb);
-  if (TX) x = need ? ((xn << 16) | (wv >> 16)) : xn;
-  e = need ? ev : el;
-  return cur;
-}
-
-// Two units (P == 2) in one word: lo | hi << 16.
-template <bool ROT>
-__device__ __forceinline__ u32 pack2_units(u32 e0, u32 r0, u32 e1, u32 r1) {
-  if (ROT) return __byte_perm(__byte_perm(e0, r0, 0x0404) >> 1, __byte_perm(e1, r1, 0x0404) >> 1, 0x5410);
-  return __byte_perm(__byte_perm(r0, e0, 0x0040), __byte_perm(r1, e1, 0x0040), 0x5410);
-}
-
-// Staging window of fast path 2: 32*J rows x CW = 128/J bytes, 16-byte chunks of a row swizzled
-// (chunk ^ (row / J) % (CW / 16)) so that a block's per-row stores and the row-wise reads are
-// free of bank conflicts.
-template <int J>
-__device__ __forceinline__ u32 stage2_addr(u32 obuf_s, u32 row, u32 byte) {
-  constexpr u32 CW = 128 / J, NCH = CW / 16;
-  return obuf_s + row * CW + ((((byte >> 4) ^ (row / J)) % NCH) << 4) + (byte & 15u);
-}
-
-template <int J>
-__device__ __forceinline__ void flush2(u32 obuf_s, uint8_t* out, u64 row_stride, u32 byte0, u32 nbytes, u32 align) {
-  constexpr u32 CW = 128 / J, NCH = CW / 16;
-  const u32 lane = lane_id();
-  __syncwarp();
-  if (align >= 16 && nbytes == CW) {
-#if TILEANS_CUDA_FLUSH_BATCH  // J * NCH = 8 chunks per lane: load 4, then store them (see flush_rows)
-    constexpr u32 RPI = 32 / NCH, KB = 4;
-    const u32 r0 = lane / NCH, ch = lane % NCH;
-    uint8_t* dp = out + r0 * row_stride + byte0 + 16 * ch;
-    const u64 dstep = RPI * row_stride;
-#pragma unroll
-    for (u32 k0 = 0; k0 < J * NCH; k0 += KB) {
-      uint4 v[KB];
-#pragma unroll
-      for (u32 k = 0; k < KB; ++k)
-        asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                     : "=r"(v[k].x), "=r"(v[k].y), "=r"(v[k].z), "=r"(v[k].w)
-                     : "r"(stage2_addr<J>(obuf_s, r0 + (k0 + k) * RPI, ch * 16)));
-#pragma unroll
-      for (u32 k = 0; k < KB; ++k) {
-#if TILEANS_CUDA_EXPERIMENT_NOSTORE  // diagnostic only: decode without writing the output
-        if ((v[k].x ^ v[k].y ^ v[k].z ^ v[k].w) == 0x9E3779B9u)
-#endif
-        *reinterpret_cast<uint4*>(dp + (k0 + k) * dstep) = v[k];
-      }
-    }
-#else
-#pragma unroll
-    for (u32 i = lane; i < 32 * J * NCH; i += 32) {
-      const u32 row = i / NCH, ch = i % NCH;
-      uint4 v;
-      asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                   : "r"(stage2_addr<J>(obuf_s, row, ch * 16)));
-#if TILEANS_CUDA_EXPERIMENT_NOSTORE  // diagnostic only: decode without writing the output
-      if ((v.x ^ v.y ^ v.z ^ v.w) == 0x9E3779B9u)
-#endif
-      *reinterpret_cast<uint4*>(out + row * row_stride + byte0 + 16 * ch) = v;
-    }
-#endif
-  } else if (align >= 4 && nbytes % 4 == 0) {
-    const u32 wpr = nbytes / 4;
-    for (u32 i = lane; i < 32 * J * wpr; i += 32) {
-      const u32 row = i / wpr, wd = i - row * wpr;
-      *reinterpret_cast<u32*>(out + row * row_stride + byte0 + 4 * wd) = lds_u32(stage2_addr<J>(obuf_s, row, 4 * wd));
-    }
-  } else {
-    for (u32 i = lane; i < 32 * J * nbytes; i += 32) {
-      const u32 row = i / nbytes, bt = i - row * nbytes;
-      out[row * row_stride + byte0 + bt] = (uint8_t)lds_u8(stage2_addr<J>(obuf_s, row, bt));
-    }
-  }
-  __syncwarp();
-}
-
-// NB bytes (NB / 4 words) of staged row `row` at byte `byte` (NB-aligned) of the window.
-template <int J, int NB>
-__device__ __forceinline__ void sts_chunk(u32 obuf_s, u32 row, u32 byte, const u32 (&w)[NB / 4]) {
-  const u32 a = stage2_addr<J>(obuf_s, row, byte);
-  if (NB >= 16) {
-#pragma unroll
-    for (int i = 0; i < NB / 16; ++i)
-      sts_v4(i ? stage2_addr<J>(obuf_s, row, byte + 16 * i) : a,
-             make_uint4(w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]));
-  } else if (NB == 8) {
-    asm volatile("st.shared.v2.u32 [%0], {%1, %2};" ::"r"(a), "r"(w[0]), "r"(w[1]) : "memory");
-  } else {
-    asm volatile("st.shared.u32 [%0], %1;" ::"r"(a), "r"(w[0]) : "memory");
-  }
-}
-
-// State of one fast-path-2 tile decode (per lane).
-struct Fast2Ctx {
-  WordRing wr;
-  Window2 wn;
-  u32 xs, e, x;           // x >> sb, LUT entry of x's slot, x (kept on the last block's steps)
-  u32 sym_a, sym_b;       // entries of steps S-2 and S-1 (their raw bytes are carried)
-  const uint8_t* raw;
-  uint8_t* out;
-  u64 row_stride;
-  u32 S, s_raw, lut_s, obuf_s, sb, k16, mask, lt, align;
-  bool carries;
-};
-
-// One block of 16 steps: raw bytes, the steps, units packed into the staging window (flushed
-// when full). TX: keep the full state (the tile's last block).
-template <int P, int J, bool ROT, bool TX>
-__device__ __forceinline__ void fast2_block(Fast2Ctx& c, u32 b) {
-  constexpr int kB = 16;
-  constexpr int CPB = kB / J, NB = CPB * P, NW = NB / 4;
-  constexpr u32 CW = 128 / J, BPW = CW / NB;
-  const u32 lane = lane_id();
-  c.wr.ensure();
-  const u32 s0 = b * kB;
-  u32 r[kB], ev[kB];
-  if (P == 2) {
-    const uint8_t* rp = c.raw + 32 * s0 + lane;
-    if (s0 + kB <= c.s_raw) {  // warp-uniform: every raw byte of the block is stored
-#pragma unroll
-      for (u32 u = 0; u < (u32)kB; ++u) r[u] = ld_u8(rp + 32 * u);
-    } else {
-#pragma unroll
-      for (u32 u = 0; u < (u32)kB; ++u) r[u] = (s0 + u < c.s_raw) ? ld_u8(rp + 32 * u) : 0u;
-    }
-  }
-#pragma unroll
-  for (int u = 0; u < kB; ++u) ev[u] = fast2_step<TX>(c.xs, c.e, c.x, c.wn, c.wr, c.lut_s, c.sb, c.k16, c.mask, c.lt);
-  if (P == 2 && c.carries && s0 + kB >= c.S - 1) {
-    if (s0 + kB - 2 == c.S - 2) {
-      c.sym_a = ev[kB - 2];
-      c.sym_b = ev[kB - 1];
-    }
-    if (s0 + kB - 1 == c.S - 2) c.sym_a = ev[kB - 1];
-  }
-  const u32 wb = b % BPW;
-#pragma unroll
-  for (int g = 0; g < J; ++g) {
-    u32 w[NW];
-#pragma unroll
-    for (int i = 0; i < NW; ++i) {
-      if (P == 2) {
-        const int u0 = (2 * i) * J + g, u1 = (2 * i + 1) * J + g;
-        w[i] = pack2_units<ROT>(ev[u0], r[u0], ev[u1], r[u1]);
-      } else {
-        const int u0 = (4 * i) * J + g;
-        w[i] = __byte_perm(__byte_perm(ev[u0], ev[u0 + J], 0x0040), __byte_perm(ev[u0 + 2 * J], ev[u0 + 3 * J], 0x0040),
-                           0x5410);
-      }
-    }
-    sts_chunk<J, NB>(c.obuf_s, g * 32 + lane, wb * NB, w);
-  }
-  if (wb == BPW - 1) flush2<J>(c.obuf_s, c.out, c.row_stride, (b / BPW) * CW, CW, c.align);
-}
-
-// Decode a tile on fast path 2 into `out` (rows row_stride bytes apart). lut_s: the table in the
-// fast-path-2 packing; ring_s: kRingBytes; obuf_s: kOutBytes (4 KiB used), both per warp.
-template <int P, int J, bool ROT>
-__device__ __noinline__ u32 decode_tile_fast2(const uint8_t* ans, u32 words, const uint8_t* raw, bool carries, u32 cols,
-                                              u32 lut_s, u32 ring_s, u32 obuf_s, u32 sb, u64 frame_end, uint8_t* out,
-                                              u64 row_stride) {
-  constexpr int kB = 16;       // steps per register block
-  constexpr int NB = (kB / J) * P;
-  constexpr u32 CW = 128 / J;  // staged bytes per row
-  constexpr u32 BPW = CW / NB;  // blocks per staging window
-  static_assert(NB % 4 == 0 && CW % NB == 0, "row chunk must be whole words");
-  const u32 lane = lane_id();
-  Fast2Ctx c;
-  c.lt = (1u << lane) - 1u;
-  c.mask = (1u << sb) - 1u;
-  c.sb = sb;
-  c.k16 = 16u - sb;
-  c.S = J * cols;
-  c.carries = carries;
-  c.s_raw = carries ? c.S - 2 : c.S;
-  c.raw = raw;
-  c.out = out;
-  c.row_stride = row_stride;
-  c.lut_s = lut_s;
-  c.obuf_s = obuf_s;
-  c.x = ld_u32(ans + 4 * lane);
-  u32 flags = c.x < kL ? TILEANS_CUDA_TILE_INITIAL_STATE : 0u;
-  c.xs = c.x >> sb;
-  c.e = lds_u32(lut_s + ((c.x & c.mask) << 2));
-  c.wr.init(ans + 128, frame_end, ring_s);
-  const u32 pos0 = c.wr.pos;
-  c.wn.ptr = 0;
-  pull2(c.wr, lut_s, sb, c.mask, c.wn.w0, c.wn.e0);
-  pull2(c.wr, lut_s, sb, c.mask, c.wn.w1, c.wn.e1);
-#if TILEANS_CUDA_WIN3
-  pull2(c.wr, lut_s, sb, c.mask, c.wn.w2, c.wn.e2);
-#endif
-  const u64 al_bits = reinterpret_cast<u64>(out) | row_stride | 16ull;
-  c.align = (u32)(al_bits & (~al_bits + 1));
-  uint8_t* lane_out = out + (u64)lane * row_stride;
-  const u64 group_stride = 32ull * row_stride;
-  c.sym_a = c.sym_b = 0;
-  const u32 S = c.S;
-  const u32 nfb = S / kB;
-  const u32 tail = S - nfb * kB;
-  const u32 nmain = tail ? nfb : (nfb ? nfb - 1 : 0);
-#pragma unroll 1
-  for (u32 b = 0; b < nmain; ++b) fast2_block<P, J, ROT, false>(c, b);
-  if (!tail && nfb) fast2_block<P, J, ROT, true>(c, nfb - 1);
-  {  // the last, partial window
-    const u32 part = nfb % BPW;
-    if (part) flush2<J>(obuf_s, out, row_stride, (nfb / BPW) * CW, part * NB, c.align);
-  }
-  if (tail) {  // fewer than 16 steps: edge tiles whose column count is not a multiple of 16/J
-    c.wr.ensure();
-#pragma unroll 1
-    for (u32 u = 0; u < tail; ++u) {
-      const u32 s = nfb * kB + u;
-      const u32 rv = (P == 2 && s < c.s_raw) ? ld_u8(raw + 32 * s + lane) : 0u;
-      const u32 ent = fast2_step<true>(c.xs, c.e, c.x, c.wn, c.wr, lut_s, sb, c.k16, c.mask, c.lt);
-      if (s == S - 2) c.sym_a = ent;
-      if (s == S - 1) c.sym_b = ent;
-      store_unit<P>(lane_out + (s % J) * group_stride + (u64)(s / J) * P, make_unit<P, ROT>(ent, rv));
-    }
-  }
-  const u32 x = c.x;
-  if (P == 2 && carries) {
-    __syncwarp();  // after the flushes of other lanes that may have written these units
-    const u32 sa = S - 2, sbb = S - 1;
-    store_unit<P>(lane_out + (sa % J) * group_stride + (u64)(sa / J) * P, make_unit<P, ROT>(c.sym_a, x & 0xFFu));
-    store_unit<P>(lane_out + (sbb % J) * group_stride + (u64)(sbb / J) * P,
-                  make_unit<P, ROT>(c.sym_b, (x >> 8) & 0xFFu));
-  }
-  const u32 consumed = ((c.wr.pos - pos0) >> 1) - (TILEANS_CUDA_WIN3 ? 96u : 64u) + c.wn.ptr;
-  if (consumed < words) flags |= TILEANS_CUDA_TILE_WORDS_LEFT;
-  if (consumed > words) flags |= TILEANS_CUDA_TILE_WORDS_EXHAUSTED;
-  const bool fin_ok = carries ? (x >> 16) == 1u : x == kL;
-  if (!fin_ok) flags |= TILEANS_CUDA_TILE_FINAL_STATE;
-  return __reduce_or_sync(0xFFFFFFFFu, flags);
-}
-
-// decode_tile for a block that staged plane 0's LUTs with load_lut2_to_smem: tiles whose table
-// is staged (and packable: bit `table` of ok2) take fast path 2 (needs ring and obuf), the others
-// the generic path. Same results and status bits as decode_tile.
-template <class LutOf>
-__device__ u32 decode_tile2(const tileans_cuda_job& job, u64 t, LutOf lut_of, const u32* staged2, u32 nstaged, u32 ok2,
-                            void* ring, uint8_t* out, u64 row_stride, void* obuf) {
-  const TileLayout L = tile_layout(job, t);
-  if (L.flags) return L.flags;
-  const u32 P = job.planes;
-  const uint8_t* src = reinterpret_cast<const uint8_t*>(job.src);
-  const bool fast_rows = (L.rows == 32 || L.rows == 64 || L.rows == 128);
-  if (staged2 && ring && obuf && fast_rows && L.mode[0] == kModeAns && L.table[0] < nstaged &&
-      ((ok2 >> L.table[0]) & 1u) && (P == 1 || (P == 2 && L.mode[1] == kModeRaw))) {
-    const u32 lut_s = smem_addr(staged2) + L.table[0] * TILEANS_CUDA_LUT_BYTES, ring_s = smem_addr(ring);
-    const u32 ob = smem_addr(obuf);
-    const u64 fend = job.src + job.frame_len;
-    const uint8_t* ans = src + L.at[0];
-    const uint8_t* raw = src + L.at[1];
-    const u32 W = L.arg[0];
-    const bool c = L.carries[0];
-    const u32 J = L.rows / 32;
-    const u32 sb = job.scale_bits;
-    if (P == 1) {
-      if (J == 1) return decode_tile_fast2<1, 1, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-      if (J == 2) return decode_tile_fast2<1, 2, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-      return decode_tile_fast2<1, 4, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-    }
-    if (job.elem_type == 1) {
-      if (J == 1) return decode_tile_fast2<2, 1, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-      if (J == 2) return decode_tile_fast2<2, 2, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-      return decode_tile_fast2<2, 4, true>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-    }
-    if (J == 1) return decode_tile_fast2<2, 1, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-    if (J == 2) return decode_tile_fast2<2, 2, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-    return decode_tile_fast2<2, 4, false>(ans, W, raw, c, L.cols, lut_s, ring_s, ob, sb, fend, out, row_stride);
-  }
-  return decode_tile_generic(job, L, lut_of, out, row_stride);
-}
-
 // Bytes of a decoded tile (row-major within the tile), for single-tile decodes.
 __device__ __forceinline__ u64 tile_bytes(const tileans_cuda_job& job, u64 t) {
   const u64 gi = t / job.grid_cols, gj = t % job.grid_cols;
@@ -1186,19 +683,9 @@ __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_
   if (t0 >= t1) return;
   const u32 nstaged = staged_tables(job);
   const u32* luts = reinterpret_cast<const u32*>(job.luts);
-#if TILEANS_CUDA_FAST2
-  u32 ok2 = 0;  // staged tables fast path 2 can use
-  for (u32 i = 0; i < nstaged; ++i) {
-    const bool bad = load_lut2_to_smem(staged + i * TILEANS_CUDA_LUT_ENTRIES,
-                                       luts + (u64)(job.lut_first[0] + i) * TILEANS_CUDA_LUT_ENTRIES, threadIdx.x,
-                                       blockDim.x);
-    if (!__syncthreads_or(bad)) ok2 |= 1u << i;
-  }
-#else
   for (u32 i = 0; i < nstaged; ++i)
     load_lut_to_smem(staged + i * TILEANS_CUDA_LUT_ENTRIES,
                      luts + (u64)(job.lut_first[0] + i) * TILEANS_CUDA_LUT_ENTRIES, threadIdx.x, blockDim.x);
-#endif
   __syncthreads();
   JobLuts lut_of{luts, job.lut_first};
   uint8_t* dst = reinterpret_cast<uint8_t*>(job.dst);
@@ -1207,13 +694,8 @@ __device__ inline void bulk_decode_block(const tileans_cuda_job& job, u64 block_
   for (u64 t = t0 + warp; t < t1; t += nwarps) {
     const u64 gi = t / job.grid_cols, gj = t % job.grid_cols;
     uint8_t* out = dst + gi * job.tile_rows * row_stride + gj * job.tile_cols * (u64)job.planes;
-#if TILEANS_CUDA_FAST2
-    const u32 f = decode_tile2(job, t, lut_of, nstaged ? staged : nullptr, nstaged, ok2, rings + warp * kRingBytes, out,
-                               row_stride, obufs + warp * kOutBytes);
-#else
     const u32 f = decode_tile(job, t, lut_of, nstaged ? staged : nullptr, nstaged, rings + warp * kRingBytes, out,
                               row_stride, TILEANS_CUDA_SMEM_OUT ? obufs + warp * kOutBytes : nullptr);
-#endif
     if (status && lane_id() == 0) status[t] = f;
   }
 }

@@ -9,10 +9,8 @@
 #   3. compute-sanitizer memcheck on the small cases (corrupt frames included)
 #   4. the Rust crate's GPU tests (cudarc + NVRTC: the same header compiled at run time)
 #   5. benchmark: BF16 decode GB/s of 4 x 16 Mi real weights per launch, per tile geometry, the
-#      device-to-device copy bound, one-tile decode time (both fast paths) and the all-SM tile rate;
-#      the same for three comparison kernels (both: the opt-in -DTILEANS_CUDA_RAW_SHFL=1
-#      -DTILEANS_CUDA_STAGE_WORDS=1; raw: -DTILEANS_CUDA_RAW_SHFL=1 alone; fast path 2);
-#      the step-chain latencies
+#      device-to-device copy bound, one-tile decode time and the all-SM tile rate; the step-chain
+#      latencies
 #
 # Rust is not needed on the GPU machine: the suite generator (cuda/examples/gpu_suite.rs) and the
 # Rust test binary are built on a development machine and found in $TILEANS_GPU_CARRY (default
@@ -61,14 +59,6 @@ export TILEANS_WEIGHTS=${TILEANS_WEIGHTS:-$CARRY/miniw}
 # ---- 1. build -------------------------------------------------------------------------------
 NVCC_FLAGS="-arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src -lineinfo"
 (nvcc $NVCC_FLAGS cuda/tools/gpu_check.cu -o "$WORK/gpu_check" 2>&1 | grep -v "^$" | tee "$OUTDIR/build.log") &
-# comparison kernels, timed in the same run: the opt-in raw-byte shuffles plus 32-bit staging stores
-# ('both'), the raw-byte shuffles alone ('raw'; see cuda/RESULTS.md: neither is faster than the
-# default on H200), and fast path 2 (renormalisation words and LUT entries in registers)
-BOTH_FLAGS="-DTILEANS_CUDA_RAW_SHFL=1 -DTILEANS_CUDA_STAGE_WORDS=1"
-RAW_FLAGS="-DTILEANS_CUDA_RAW_SHFL=1"
-(nvcc $NVCC_FLAGS $BOTH_FLAGS cuda/tools/gpu_check.cu -o "$WORK/gpu_check_both" >/dev/null 2>&1) &
-(nvcc $NVCC_FLAGS $RAW_FLAGS cuda/tools/gpu_check.cu -o "$WORK/gpu_check_raw" >/dev/null 2>&1) &
-(nvcc $NVCC_FLAGS -DTILEANS_CUDA_FAST2=1 cuda/tools/gpu_check.cu -o "$WORK/gpu_check_fast2" >/dev/null 2>&1) &
 (nvcc $NVCC_FLAGS -Xptxas -v -c cuda/src/tileans_cuda.cu -o "$WORK/shim.o" > "$OUTDIR/ptxas.log" 2>&1) &
 wait
 if [ -x "$WORK/gpu_check" ]; then note "build: ok (nvcc sm_90)"; else note "build: FAILED"; cat "$OUTDIR/build.log"; exit 1; fi
@@ -80,17 +70,6 @@ if [ "$MODE" != "--bench-only" ]; then
   head -1 "$OUTDIR/suite-gen.log"
   "$WORK/gpu_check" suite "$WORK/suite" 2>&1 | tee "$OUTDIR/suite.log" | grep -E "^(FAIL|device)" | head -40
   note "suite: $(tail -1 "$OUTDIR/suite.log")"
-  for v in both raw; do  # the switch settings that are not the default must stay bit-exact too
-    [ -x "$WORK/gpu_check_$v" ] || continue
-    "$WORK/gpu_check_$v" suite "$WORK/suite" > "$OUTDIR/suite-$v.log" 2>&1
-    grep -E "^FAIL" "$OUTDIR/suite-$v.log" | head -10
-    note "suite ($v): $(tail -1 "$OUTDIR/suite-$v.log")"
-  done
-  if [ -x "$WORK/gpu_check_fast2" ]; then  # the opt-in fast path 2 must stay bit-exact too
-    "$WORK/gpu_check_fast2" suite "$WORK/suite" > "$OUTDIR/suite-fast2.log" 2>&1
-    grep -E "^FAIL" "$OUTDIR/suite-fast2.log" | head -10
-    note "suite (TILEANS_CUDA_FAST2=1): $(tail -1 "$OUTDIR/suite-fast2.log")"
-  fi
   # ---- 3. memcheck --------------------------------------------------------------------------
   if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$WORK/gpu_check" suite "$WORK/suite" --quick \
@@ -114,16 +93,7 @@ if [ "$MODE" != "--no-bench" ]; then
     "$SUITE_BIN" bench-prep "$CARRY/bench_64x512.tan" "$WORK/bench" $GEOMS > "$OUTDIR/bench-prep.log" 2>&1
     "$WORK/gpu_check" bench "$WORK/bench" $GEOMS 2>&1 | tee "$OUTDIR/bench.log" | tail -14
     note "bench: $(tail -1 "$OUTDIR/bench.log")"
-    for v in both raw fast2; do
-      [ -x "$WORK/gpu_check_$v" ] || continue
-      "$WORK/gpu_check_$v" bench "$WORK/bench" $GEOMS > "$OUTDIR/bench-$v.log" 2>&1
-      echo "-- same run, comparison kernel '$v' (both: $BOTH_FLAGS, raw: $RAW_FLAGS, fast2: TILEANS_CUDA_FAST2=1):"
-      tail -9 "$OUTDIR/bench-$v.log" | head -8
-      note "bench $v: $(tail -1 "$OUTDIR/bench-$v.log")"
-    done
     grep "one warp" "$OUTDIR/bench.log"
-    [ -f "$OUTDIR/bench-both.log" ] && { echo "-- both ($BOTH_FLAGS):"; grep "one warp" "$OUTDIR/bench-both.log"; }
-    [ -f "$OUTDIR/bench-raw.log" ] && { echo "-- raw ($RAW_FLAGS):"; grep "one warp" "$OUTDIR/bench-raw.log"; }
     "$WORK/gpu_check" chains > "$OUTDIR/chains.txt" 2>&1 && cat "$OUTDIR/chains.txt"
   else
     note "bench: $CARRY/bench_64x512.tan missing (run --prepare)"

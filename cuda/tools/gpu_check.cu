@@ -438,41 +438,6 @@ static int run_suite(const std::string& dir, bool quick, bool parse_only) {
   return g_fail ? 1 : 0;
 }
 
-// ---- fast path 2, one warp per tile (benchmark only) -------------------------------------------
-// Like tileans_cuda_decode_tiles_kernel with fast = 1, but through decode_tile2 (the bulk kernel's
-// path): LUTs staged in the fast-path-2 packing, per warp a ring and a staging window.
-__global__ void __launch_bounds__(256) tiles2_kernel(const __grid_constant__ tileans_cuda_job job,
-                                                     const unsigned long long* __restrict__ tiles,
-                                                     const unsigned long long* __restrict__ out_off, unsigned int count,
-                                                     unsigned char* out, unsigned int* status) {
-  extern __shared__ __align__(16) unsigned char smem2[];
-  using namespace tileans_cuda;
-  const u32 nw = blockDim.x >> 5, warp = threadIdx.x >> 5;
-  uint8_t* rings = smem2;
-  uint8_t* obufs = smem2 + nw * kRingBytes;
-  u32* lut = reinterpret_cast<u32*>(smem2 + nw * (kRingBytes + kOutBytes));
-  const u32* luts = reinterpret_cast<const u32*>(job.luts);
-  const u32 nstaged = staged_tables(job);
-  u32 ok2 = 0;
-  for (u32 i = 0; i < nstaged; ++i) {
-    const bool bad = load_lut2_to_smem(lut + i * TILEANS_CUDA_LUT_ENTRIES,
-                                       luts + (u64)(job.lut_first[0] + i) * TILEANS_CUDA_LUT_ENTRIES, threadIdx.x,
-                                       blockDim.x);
-    if (!__syncthreads_or(bad)) ok2 |= 1u << i;
-  }
-  __syncthreads();
-  JobLuts lut_of{luts, job.lut_first};
-  for (u64 i = (u64)blockIdx.x * nw + warp; i < count; i += (u64)gridDim.x * nw) {
-    const u64 t = tiles[i];
-    const u64 gj = t % job.grid_cols;
-    const u64 cc = job.cols - gj * job.tile_cols;
-    const u64 tc = cc < job.tile_cols ? cc : job.tile_cols;
-    const u32 f = decode_tile2(job, t, lut_of, nstaged ? lut : nullptr, nstaged, ok2, rings + warp * kRingBytes,
-                               out + out_off[i], tc * job.planes, obufs + warp * kOutBytes);
-    if (lane_id() == 0) status[i] = f;
-  }
-}
-
 // ---- latency of the instructions on the decode step's dependency chain (one warp, clock64) ------
 // One kernel per kind (no dispatch inside the timed loop); each iteration is one link of a
 // dependent chain; cycles per link are printed. Not yet run on a GPU in this form (cuda/RESULTS.md).
@@ -495,7 +460,7 @@ __global__ void chain_kernel(unsigned int seed, unsigned int iters, unsigned lon
     if (KIND == 3) v = __ballot_sync(0xFFFFFFFFu, v & 1u) ^ lane;                     // LOP3/ISETP + VOTE + LOP3
     if (KIND == 4) v = __popc(__ballot_sync(0xFFFFFFFFu, v & 1u) & lt) ^ v;          // ISETP, VOTE, LOP3, POPC, LOP3
     if (KIND == 5) asm volatile("mad.lo.u32 %0, %0, %1, 12345;" : "+r"(v) : "r"(seed | 1u));  // IMAD (not folded)
-    if (KIND == 6) {  // fast path 2's link: IMAD, ISETP, VOTE, LOP3, POPC, IADD, SHFL, LOP3
+    if (KIND == 6) {  // a register-window step (cuda/RESULTS.md): IMAD, ISETP, VOTE, LOP3, POPC, IADD, SHFL, LOP3
       const u32 xn = (v >> 3) * 5u + 7u;
       const u32 m = __ballot_sync(0xFFFFFFFFu, xn < 0x8000u);
       v = __shfl_sync(0xFFFFFFFFu, seed, __popc(m & lt)) | (xn << 4);
@@ -531,7 +496,7 @@ static void run_chains() {
   CK(cudaDeviceSynchronize());
   const auto c = cyc.download();
   const char* names[8] = {"LOP3+LDS", "SHFL", "POPC+LOP3", "VOTE+LOP3 (+ISETP)", "VOTE+LOP3+POPC+LOP3", "IMAD",
-                          "fast2 link (IMAD..VOTE..POPC..SHFL)", "fast1 link (LDS..VOTE..POPC..LDS)"};
+                          "register-window link (IMAD..VOTE..POPC..SHFL)", "fast-path link (LDS..VOTE..POPC..LDS)"};
   std::printf("# dependent-chain latency, one warp alone (cycles per link, %u links; loop overhead included)\n", iters);
   for (int k = 0; k < 8; ++k) std::printf("chain %-40s %6.1f\n", names[k], (double)c[k] / iters);
 }
@@ -652,13 +617,9 @@ static int run_bench(const std::string& dir, const std::vector<std::string>& geo
                                                                                    tst.p, 1);
         },
         std::max(3, reps / 4), s);
-    CK(cudaFuncSetAttribute(tiles2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
-    const double ms_seq2 = time_ms(
-        [&] { tiles2_kernel<<<1, 32, tiles_smem(job, 1, true), s>>>(job, dts.p, doffs.p, seq, tout.p, tst.p); },
-        std::max(3, reps / 4), s);
     {
-      const auto st2 = tst.download();
-      verdict(std::all_of(st2.begin(), st2.begin() + seq, [](uint32_t x) { return x == 0; }), "bench " + g + " tiles2 ok");
+      const auto st1 = tst.download();
+      verdict(std::all_of(st1.begin(), st1.begin() + seq, [](uint32_t x) { return x == 0; }), "bench " + g + " tile ok");
     }
     const unsigned warps = 4;
     const unsigned blocks = (unsigned)std::min<uint64_t>((T + warps - 1) / warps, (uint64_t)sms * 6);
@@ -673,9 +634,8 @@ static int run_bench(const std::string& dir, const std::vector<std::string>& geo
     const double us_tile = ms_seq * 1000.0 / seq;
     int clk_khz = 0;
     CK(cudaDeviceGetAttribute(&clk_khz, cudaDevAttrClockRate, 0));
-    std::printf("%-10s one warp, one tile at a time: fast path 1 %.2f us/tile, fast path 2 %.2f us/tile (%.0f / %.0f cycles per step at %d MHz)\n",
-                g.c_str(), us_tile, ms_seq2 * 1000.0 / seq, us_tile * clk_khz / 1e3 / (l.f.tile_rows / 32 * l.f.tile_cols),
-                ms_seq2 * 1e3 / seq * clk_khz / 1e3 / (l.f.tile_rows / 32 * l.f.tile_cols), clk_khz / 1000);
+    std::printf("%-10s one warp, one tile at a time: fast path %.2f us/tile (%.0f cycles per step at %d MHz)\n",
+                g.c_str(), us_tile, us_tile * clk_khz / 1e3 / (l.f.tile_rows / 32 * l.f.tile_cols), clk_khz / 1000);
     const double syms_tile = (double)raw.size() / 2 / T;
     char buf[400];
     std::snprintf(buf, sizeof buf,
