@@ -43,9 +43,6 @@ typedef unsigned int u32;
 constexpr u32 kL = 1u << 16;               // lower bound of the state interval
 constexpr u32 kModeRaw = 0, kModeAns = 1, kModeConst = 2;
 // Tuning switches (defaults measured best on H200, see cuda/RESULTS.md):
-#ifndef TILEANS_CUDA_EXPERIMENT_NORAW
-#define TILEANS_CUDA_EXPERIMENT_NORAW 0
-#endif
 #ifndef TILEANS_CUDA_SMEM_OUT
 #define TILEANS_CUDA_SMEM_OUT 1  // bulk kernel: stage the output per warp in shared memory, store whole rows
 #endif
@@ -388,9 +385,6 @@ struct WordRing {
   u64 end;     // frame end (global address)
   u32 pos;     // bytes from base consumed
   u32 loaded;  // bytes from base staged into the ring
-#if TILEANS_CUDA_EXPERIMENT_LANESTREAM
-  u32 lp = 0;
-#endif
   uint4 pf;    // next segment, loaded ahead
 
   __device__ __forceinline__ void init(const uint8_t* words, u64 frame_end, u32 ring_smem) {
@@ -429,18 +423,11 @@ __device__ __forceinline__ u32 fast_step(u32& x, WordRing& wr, u32 lut_s, u32 sb
   const u32 e = lds_u32(lut_s + ((x & mask) << 2));
   const u32 xn = ((e >> 20) + 1) * (x >> sb) + ((e >> 8) & 0xFFFu);
   const bool need = xn < kL;
-#if TILEANS_CUDA_EXPERIMENT_LANESTREAM  // timing proxy (wrong output): a word stream per lane, no ballot
-  const u32 w = lds_u16(wr.ring + 2 * (lt ? 32 - __clz(lt) : 0) + ((wr.lp << 6) & (kRingBytes - 1)));
-  x = need ? ((xn << 16) | w) : xn;
-  wr.lp += need;
-  wr.pos += 10;
-#else
   const u32 m = __ballot_sync(0xFFFFFFFFu, need);
   const u32 idx = wr.pos + (__popc(m & lt) << 1);
   const u32 w = lds_u16(wr.ring + (idx & (kRingBytes - 1)));
   x = need ? ((xn << 16) | w) : xn;
   wr.pos += __popc(m) << 1;
-#endif
   return e;
 }
 
@@ -517,7 +504,7 @@ __device__ __noinline__ u32 decode_tile_fast(const uint8_t* ans, u32 words, cons
       const uint8_t* rp = raw + 32 * s0 + lane;
       if (s0 + kBlockSteps <= s_raw) {  // warp-uniform: every raw byte of the block is stored
 #pragma unroll
-        for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = TILEANS_CUDA_EXPERIMENT_NORAW ? u : ld_u8(rp + 32 * u);
+        for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = ld_u8(rp + 32 * u);
       } else {
 #pragma unroll
         for (u32 u = 0; u < (u32)kBlockSteps; ++u) r[u] = (s0 + u < s_raw) ? ld_u8(rp + 32 * u) : 0u;
