@@ -1,0 +1,568 @@
+// lanes_bench: a per-lane word stream device layout for BF16 tiles, built on the host from a
+// standard frame, and its decode kernel, timed against the frame decoder in the same process.
+//
+//   lanes_bench DIR GEOMETRY [reps]   DIR/GEOMETRY.tan and DIR/raw.bin as written by
+//                                     `gpu_suite bench-prep` (4 copies per launch, like gpu_check)
+//
+// The question it answers (cuda/RESULTS.md, "A format lever"): how fast does the bulk decode go
+// when every lane reads its own words (no ballot and prefix count in the step) and its raw bytes
+// lane-major (one 16-byte load per 16 steps)? The layout is a re-arrangement of the frame's
+// words, made once at upload time; the frame on disk is unchanged.
+//
+// Built as one translation unit with the shim:
+//   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/lanes_bench.cu -o lanes_bench
+#include "../src/tileans_cuda.cu"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#define CK(x)                                                                                 \
+  do {                                                                                        \
+    cudaError_t e_ = (x);                                                                     \
+    if (e_ != cudaSuccess) {                                                                  \
+      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", #x, __FILE__, __LINE__,            \
+                   cudaGetErrorString(e_));                                                   \
+      std::exit(3);                                                                           \
+    }                                                                                         \
+  } while (0)
+
+namespace lanes {
+using tileans_cuda::u32;
+using tileans_cuda::u64;
+
+// Tile image (all offsets 16-byte aligned):
+//   [0,128)   u32 decoder state of each lane (the frame's X[l])
+//   [128,256) u32 byte offset of lane l's first word within the word area
+//   256: u32 LUT number within the frame's LUTs, 260: u32 steps, 264: u32 word area bytes, 268: 0
+//   [272, 272 + word area) the lanes' words in the order each lane consumes them, lane 0 first
+//   then the raw plane lane-major: for each block of 16 steps, lane l's 16 bytes
+constexpr u32 kHdr = 272;
+
+// ---- device ---------------------------------------------------------------------------------
+// LB_ASM=1: shared-memory loads as asm volatile (kept in program order), else plain C++ loads.
+#ifndef LB_ASM
+#define LB_ASM 0
+#endif
+#ifndef LB_HP
+#define LB_HP 0  // 1: load the next tile's header while this one decodes
+#endif
+__device__ __forceinline__ u32 ld_sm(const u32* p) {
+  if (LB_ASM) return tileans_cuda::lds_u32(tileans_cuda::smem_addr(p));
+  return *p;
+}
+__device__ __forceinline__ uint4 ldg16(u64 a) { return __ldg(reinterpret_cast<const uint4*>(a)); }
+
+// Version 2 of the step, fewer ALU instructions: the lane's next four words sit in a 64-bit
+// window (bl, bh) rebuilt from the ring every 4 steps, picked with PRMT; the field extractions
+// and the shift of the state go to the FMA pipe (IMAD.HI / IMAD.SHL); the output is staged SB
+// blocks (32*SB bytes of every row) at a time.
+__device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b & ~c)
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+template <int RB>
+__device__ __forceinline__ u32 pair_units2(u32 ea, u32 eb, u32 rw) {
+  const u32 y = __byte_perm(ea, eb, 0x0040);
+  const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);
+  return lop3_e4(X >> 1, X * 32768u, 0x7FFF7FFFu);
+}
+template <int SB>
+__host__ __device__ constexpr u32 stage_pitch() { return 32u * SB + 16u; }
+// ST, how staged rows reach global memory: 0 = the warp loads them back (LDS.128) and stores whole
+// row segments (STG.128); 1 = the same with streaming stores (st.global.cs); 2 = each lane hands
+// its own row to the TMA unit (cp.async.bulk, two staging buffers); 3 = diagnostic: as 0 but every
+// store lands in a 1 MiB window (L2-resident: no DRAM writes; output wrong).
+// ST 6: the warp's 32 x 128-byte staging box goes out through a TMA tensor store (2D tensor map,
+// 128-byte swizzle), double-buffered; the ring sits after the two 4 KiB boxes.
+template <int SB, int ST>
+__host__ __device__ constexpr u32 warp_smem2() {
+  return ST == 6 ? 2048u + 8192u : 2048u + (SB ? 32u * stage_pitch<SB>() * (ST == 2 ? 2u : 1u) : 0u);
+}
+
+// Store the staged rows: the warp reads them back 16 bytes per lane and writes whole row segments.
+// Plain C++ accesses (no asm volatile) so that the compiler may overlap a block's stores with the
+// next block's table lookups.
+template <int SB, int ST>
+__device__ __forceinline__ void flush_stage2(const uint8_t* stage, uint8_t* __restrict__ tile_row0, u64 row_stride,
+                                             u32 byte0, u32 nbytes, uint8_t* __restrict__ out) {
+  constexpr u32 LPR = 2 * SB;       // lanes per row (16 bytes each)
+  constexpr u32 RPI = 32 / LPR;     // rows per instruction
+  const u32 lane = threadIdx.x & 31u;
+  __syncwarp();
+  const u32 c = lane % LPR;
+  if (16 * c < nbytes) {
+#pragma unroll
+    for (u32 i = 0; i < 32 / RPI; ++i) {
+      const u32 row = RPI * i + lane / LPR;
+      const uint4 v = *reinterpret_cast<const uint4*>(stage + row * stage_pitch<SB>() + 16 * c);
+      uint8_t* d = tile_row0 + row * row_stride + byte0 + 16 * c;
+      if (ST == 3) d = out + ((d - out) & 0xFFFF0);
+      if (ST == 1) __stcs(reinterpret_cast<uint4*>(d), v);
+      else *reinterpret_cast<uint4*>(d) = v;
+    }
+  }
+  __syncwarp();
+}
+
+// TMA bulk copy of this lane's staged row (shared -> global), in its own bulk group.
+__device__ __forceinline__ void tma_row(const uint8_t* src, uint8_t* dst, u32 bytes) {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
+               "r"(tileans_cuda::smem_addr(src)), "r"(bytes)
+               : "memory");
+  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+
+template <int WARPS, int SB, int ST, int D>
+__global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __restrict__ img,
+                                                            const u64* __restrict__ tile_off,
+                                                            const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
+                                                            u64 tiles_per_copy, u64 copies, u64 grid_cols, u32 tc,
+                                                            u64 row_stride, u64 copy_bytes, uint8_t* __restrict__ out,
+                                                            u32* __restrict__ status, u64 rows_per_copy,
+                                                            const __grid_constant__ CUtensorMap tmap) {
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  // 1 KiB alignment of everything after the LUTs (the TMA swizzled boxes need it)
+  uint8_t* smem = smem_raw + ((1024u - (tileans_cuda::smem_addr(smem_raw) & 1023u)) & 1023u);
+  for (u32 i = threadIdx.x; i < n_luts * 1024u; i += blockDim.x)
+    reinterpret_cast<uint4*>(smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts_g) + i);
+  __syncthreads();
+  const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
+  uint8_t* wsm = smem + n_luts * 16384u + warp * warp_smem2<SB, ST>();
+  u32* ring = reinterpret_cast<u32*>(wsm + (ST == 6 ? 8192u : 0u)) + lane;  // slot k at ring[32 k]: no bank conflicts
+  uint8_t* stage = ST == 6 ? wsm : wsm + 2048u;
+  u32 sink = 0;
+  const u32 mask = (1u << sb) - 1u;
+  const u32 qmul = 1u << (32 - sb);  // x >> sb as a high multiply (FMA pipe)
+  const u64 T = tiles_per_copy * copies;
+  // the next tile's header is loaded while this tile decodes (D > 0)
+  u64 t = (u64)blockIdx.x * WARPS + warp;
+  const u64 tstep = (u64)gridDim.x * WARPS;
+  struct Hdr {
+    const uint8_t* h;
+    u32 x, lstart, table, S, wbytes;
+  };
+  auto load_hdr = [&](u64 tile) {
+    Hdr r;
+    r.h = img + tile_off[tile];
+    r.x = tileans_cuda::ld_u32(r.h + 4 * lane);
+    r.lstart = tileans_cuda::ld_u32(r.h + 128 + 4 * lane);
+    r.table = tileans_cuda::ld_u32(r.h + 256);
+    r.S = tileans_cuda::ld_u32(r.h + 260);
+    r.wbytes = tileans_cuda::ld_u32(r.h + 264);
+    return r;
+  };
+  Hdr nxt;
+  if (LB_HP && t < T) nxt = load_hdr(t);
+  for (; t < T; t += tstep) {
+    const u64 copy = t / tiles_per_copy, tt = t % tiles_per_copy;
+    const Hdr cur = LB_HP ? nxt : load_hdr(t);
+    if (LB_HP && t + tstep < T) nxt = load_hdr(t + tstep);
+    const uint8_t* h = cur.h;
+    u32 x = cur.x;
+    const u32 lstart = cur.lstart, table = cur.table, S = cur.S, wbytes = cur.wbytes;
+    const u64 wa = reinterpret_cast<u64>(h + kHdr + lstart);
+    const uint8_t* rawp = h + kHdr + wbytes + 16 * lane;
+    const u32* lut = reinterpret_cast<const u32*>(smem) + table * 4096u;
+    u64 pfa = wa & ~15ull;         // the ring is indexed relative to this 16-byte aligned address
+    u32 p = (u32)(wa - pfa) >> 1;  // word index of the next unread word
+    u32 loaded = 0;                // u32 index one past the last staged
+    auto stage_chunk = [&](uint4 v) {
+      u32* d = ring + ((loaded & 15u) << 5);
+      d[0] = v.x;
+      d[32] = v.y;
+      d[64] = v.z;
+      d[96] = v.w;
+      loaded += 4;
+    };
+#pragma unroll
+    for (int i = 0; i < 3; ++i) {
+      stage_chunk(ldg16(pfa));
+      pfa += 16;
+    }
+    uint4 pf = ldg16(pfa);
+    uint8_t* orow0 = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2;
+    const u32 nb = S / 16;
+    uint4 rq[D];  // raw bytes of blocks b .. b+D-1
+#pragma unroll
+    for (int i = 0; i < D; ++i) rq[i] = i < (int)nb ? ldg16(reinterpret_cast<u64>(rawp + i * 512u)) : make_uint4(0, 0, 0, 0);
+#pragma unroll 1
+    for (u32 b = 0; b < nb; ++b) {
+      // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
+      while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < 11u)) {
+        if (loaded - (p >> 1) < 11u) {
+          stage_chunk(pf);
+          pfa += 16;
+          pf = ldg16(pfa);
+        }
+      }
+      const uint4 r = rq[0];
+#pragma unroll
+      for (int i = 0; i + 1 < D; ++i) rq[i] = rq[i + 1];
+      if (ST != 10 && b + D < nb) rq[D - 1] = ldg16(reinterpret_cast<u64>(rawp + (b + D) * 512u));
+      u32 e[16];
+      if (ST == 7 || ST == 9 || ST == 10 || ST == 11) {  // diagnostic: no decode (output wrong)
+#pragma unroll
+        for (int u = 0; u < 16; ++u) e[u] = x + u;
+      } else
+#pragma unroll
+      for (int g = 0; g < 4; ++g) {
+        // window of words p .. p+3
+        const u32 i0 = p >> 1, sh = (p & 1u) << 4;
+        const u32 a0 = ld_sm(ring + ((i0 & 15u) << 5)), a1 = ld_sm(ring + (((i0 + 1) & 15u) << 5)),
+                  a2 = ld_sm(ring + (((i0 + 2) & 15u) << 5));
+        const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
+        u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          const u32 ee = ld_sm(lut + (x & mask));
+          const u32 q = __umulhi(x, qmul);
+          const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
+          const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
+          const u32 xn = f1 * q + (q + bias);
+          const u32 w = __byte_perm(bl, bh, selw);
+          const bool need = xn < tileans_cuda::kL;
+          x = need ? __byte_perm(xn, w, 0x1054) : xn;
+          selw += need ? 0x22u : 0u;
+          e[4 * g + u] = ee;
+        }
+        p += (selw & 0xFu) >> 1;
+      }
+      u32 o[8];
+      const u32 rw[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        o[2 * i] = pair_units2<0>(e[4 * i], e[4 * i + 1], rw[i]);
+        o[2 * i + 1] = pair_units2<2>(e[4 * i + 2], e[4 * i + 3], rw[i]);
+      }
+      if (SB == 0 || ST == 11) {  // diagnostic: no stores
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sink ^= o[i];
+        continue;
+      }
+      constexpr u32 SBn = SB ? SB : 1;
+      if (ST == 6) {  // SB == 4: 64 columns x 32 rows per box
+        const u32 f = b / 4;
+        uint8_t* box = stage + (f & 1u) * 4096u;
+        if (b % 4 == 0) {
+          if (lane == 0) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+          __syncwarp();
+        }
+        const u32 c0 = 2 * (b % 4);
+        uint8_t* rowp = box + lane * 128u;
+        *reinterpret_cast<uint4*>(rowp + ((c0 ^ (lane & 7u)) << 4)) = make_uint4(o[0], o[1], o[2], o[3]);
+        *reinterpret_cast<uint4*>(rowp + (((c0 + 1) ^ (lane & 7u)) << 4)) = make_uint4(o[4], o[5], o[6], o[7]);
+        if (b % 4 == 3) {
+          asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+          __syncwarp();
+          if (lane == 0) {
+            const int col = (int)((tt % grid_cols) * tc + (b - 3) * 16);
+            const int row = (int)(copy * rows_per_copy + (tt / grid_cols) * 32);
+            asm volatile(
+                "cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%1, %2}], [%3];" ::"l"(&tmap),
+                "r"(col), "r"(row), "r"(tileans_cuda::smem_addr(box))
+                : "memory");
+            asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+          }
+        }
+        continue;
+      }
+      if (ST == 2) {
+        uint8_t* buf = stage + ((b / SBn) & 1u) * 32u * stage_pitch<SBn>() + lane * stage_pitch<SBn>();
+        if (b % SBn == 0) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+        uint4* a = reinterpret_cast<uint4*>(buf + (b % SBn) * 32u);
+        a[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        a[1] = make_uint4(o[4], o[5], o[6], o[7]);
+        if (b % SBn == SBn - 1 || b + 1 == nb)
+          tma_row(buf, orow0 + lane * row_stride + (b - b % SBn) * 32u, (b % SBn + 1) * 32u);
+        continue;
+      }
+      uint4* a = reinterpret_cast<uint4*>(stage + lane * stage_pitch<SBn>() + (b % SBn) * 32u);
+      if (ST != 5) {
+        a[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        a[1] = make_uint4(o[4], o[5], o[6], o[7]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sink ^= o[i];
+      }
+      // ST 8, 9: the block's warps flush together (same-band tiles write neighbouring row segments)
+      if ((ST == 8 || ST == 9) && (b % SBn == SBn - 1 || b + 1 == nb)) __syncthreads();
+      if (ST != 4 && (b % SBn == SBn - 1 || b + 1 == nb))
+        flush_stage2<SBn, ST>(stage, orow0, row_stride, (b - b % SBn) * 32u, (b % SBn + 1) * 32u, out);
+    }
+    const u32 bad = __any_sync(0xFFFFFFFFu, (x >> 16) != 1u);
+    if (lane == 0 && status) status[t] = bad;
+  }
+  if ((SB == 0 || ST >= 5) && sink == 0x12345678u) status[0] = sink;  // keeps the diagnostic's work alive
+  if (ST == 2 || (ST == 6 && lane == 0)) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+
+// ---- host -----------------------------------------------------------------------------------
+struct Image {
+  std::vector<uint8_t> bytes;
+  std::vector<u64> tile_off;
+  u64 word_bytes = 0, hdr_bytes = 0, raw_bytes = 0, pad_bytes = 0;
+};
+
+static u32 rd32(const uint8_t* p) { return tileans_host::rd32(p); }
+
+// 4096-entry LUTs of every stored table of the frame.
+static std::vector<u32> host_luts(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f) {
+  const u32 M = 1u << f.scale_bits;
+  std::vector<u32> luts((size_t)f.n_luts * TILEANS_CUDA_LUT_ENTRIES, 0);
+  for (u32 i = 0; i < f.n_luts; ++i) {
+    const uint8_t* t = fb.data() + f.table_at[i];
+    const uint8_t* fr = t + 32;
+    u32 cum = 0;
+    for (u32 s = 0; s < 256; ++s) {
+      if (!((t[s / 8] >> (s % 8)) & 1)) continue;
+      const u32 freq = tileans_host::rd16(fr) + 1u;
+      fr += 2;
+      for (u32 k = 0; k < freq && cum + k < M; ++k)
+        luts[(size_t)i * TILEANS_CUDA_LUT_ENTRIES + cum + k] = ((freq - 1) << 20) | (k << 8) | s;
+      cum += freq;
+    }
+  }
+  return luts;
+}
+
+// Re-arrange a BF16 frame (plane 0 ANS in every tile, 32-row tiles, columns a multiple of 16)
+// into the per-lane image, decoding plane 0 on the host to learn which lane takes which word.
+static bool build_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f, const std::vector<u32>& luts,
+                        Image& im, std::string& why) {
+  if (f.elem_type != 1 || f.coded_mask != 1 || f.tile_rows != 32) {
+    why = "needs BF16, plane 0 coded, 32-row tiles";
+    return false;
+  }
+  const u32 sb = f.scale_bits, mask = (1u << sb) - 1;
+  for (u64 t = 0; t < f.num_tiles; ++t) {
+    const u64 gi = t / f.grid_cols, gj = t % f.grid_cols;
+    const u64 rows = std::min<u64>(f.tile_rows, f.rows - gi * f.tile_rows);
+    const u64 cols = std::min<u64>(f.tile_cols, f.cols - gj * f.tile_cols);
+    const uint8_t* ent = fb.data() + f.index_at + t * 8;
+    const u32 off = rd32(ent), d = rd32(ent + 4);
+    if ((d & 3) != 1 || rows != 32 || cols % 16) {
+      why = "tile " + std::to_string(t) + ": not an ANS tile of 32 x 16k";
+      return false;
+    }
+    const u32 table = (d >> 2) & 15, W = d >> 8, S = (u32)cols, n = 32 * S;
+    const uint8_t* ans = fb.data() + f.header_len + 4ull * off;
+    const uint8_t* raw = ans + ((128 + 2 * W + 3) & ~3u);
+    const u32* lut = luts.data() + (size_t)(f.lut_first[0] + table) * TILEANS_CUDA_LUT_ENTRIES;
+    std::vector<std::vector<uint16_t>> lw(32);
+    u32 x[32];
+    for (int l = 0; l < 32; ++l) x[l] = rd32(ans + 4 * l);
+    u32 q = 0;
+    for (u32 s = 0; s < S; ++s)
+      for (int l = 0; l < 32; ++l) {
+        const u32 e = lut[x[l] & mask];
+        x[l] = ((e >> 20) + 1) * (x[l] >> sb) + ((e >> 8) & 0xFFF);
+        if (x[l] < (1u << 16)) {
+          if (q >= W) {
+            why = "tile " + std::to_string(t) + ": words exhausted";
+            return false;
+          }
+          const uint16_t w = tileans_host::rd16(ans + 128 + 2 * q++);
+          lw[l].push_back(w);
+          x[l] = (x[l] << 16) | w;
+        }
+      }
+    for (int l = 0; l < 32; ++l)
+      if ((x[l] >> 16) != 1 || q != W) {
+        why = "tile " + std::to_string(t) + ": final state";
+        return false;
+      }
+    // image
+    std::vector<uint8_t>& b = im.bytes;
+    const size_t at = b.size();
+    im.tile_off.push_back(at);
+    const u32 wbytes = (2 * W + 15) & ~15u;
+    b.resize(at + kHdr + wbytes + n, 0);
+    uint8_t* h = b.data() + at;
+    std::memcpy(h, ans, 128);
+    u32 pos = 0;
+    for (int l = 0; l < 32; ++l) {
+      std::memcpy(h + 128 + 4 * l, &pos, 4);
+      std::memcpy(h + kHdr + pos, lw[l].data(), 2 * lw[l].size());
+      pos += 2 * (u32)lw[l].size();
+    }
+    const u32 lut_no = f.lut_first[0] + table;
+    std::memcpy(h + 256, &lut_no, 4);
+    std::memcpy(h + 260, &S, 4);
+    std::memcpy(h + 264, &wbytes, 4);
+    uint8_t* rl = h + kHdr + wbytes;
+    for (u32 s = 0; s < S; ++s)
+      for (u32 l = 0; l < 32; ++l) {
+        const u32 k = s * 32 + l;
+        uint8_t v;
+        if (k < n - 64) v = raw[k];
+        else v = (uint8_t)(k < n - 32 ? (x[l] & 0xFF) : ((x[l] >> 8) & 0xFF));
+        rl[((s / 16) * 32 + l) * 16 + s % 16] = v;
+      }
+    im.hdr_bytes += kHdr;
+    im.word_bytes += 2 * W;
+    im.pad_bytes += wbytes - 2 * W;
+    im.raw_bytes += n;
+  }
+  im.bytes.resize(im.bytes.size() + 256, 0);  // read-ahead of the last lanes stays inside
+  return true;
+}
+
+static std::vector<uint8_t> slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "cannot read %s\n", path.c_str());
+    std::exit(2);
+  }
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+template <class F>
+static double time_ms(F&& fn, int reps) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) fn();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> ts;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(a));
+    fn();
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    ts.push_back(ms);
+  }
+  CK(cudaGetLastError());
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+template <class K>
+static void run_variant(const char* name, K kernel, int warps, size_t smem, const Image& im4, uint8_t* d_img,
+                        u64* d_off, u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
+                        const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap) {
+  smem += 1024;  // alignment slack
+  CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  int per_sm = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * 32, smem));
+  if (per_sm == 0) {
+    std::printf("%-24s warps/block %2d: does not fit (%zu bytes of shared memory)\n", name, warps, smem);
+    return;
+  }
+  const unsigned grid = (unsigned)(sms * per_sm);
+  const size_t cb = raw.size();
+  CK(cudaMemset(d_out, 0xEE, copies * cb));
+  CK(cudaMemset(d_st, 0xFF, im4.tile_off.size() * 4));
+  auto launch = [&] {
+    kernel<<<grid, warps * 32, smem>>>(d_img, d_off, d_luts, f.n_luts, f.scale_bits, f.num_tiles, copies, f.grid_cols,
+                                       f.tile_cols, f.cols * 2, cb, d_out, d_st, f.rows, tmap);
+  };
+  launch();
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  bool ok = true;
+  std::vector<uint8_t> got(cb);
+  for (u64 c = 0; c < copies; ++c) {
+    CK(cudaMemcpy(got.data(), d_out + c * cb, cb, cudaMemcpyDeviceToHost));
+    if (got != raw) {
+      size_t i = 0;
+      while (got[i] == raw[i]) ++i;
+      std::printf("  copy %llu differs at byte %zu (got %02x want %02x)\n", (unsigned long long)c, i, got[i], raw[i]);
+      ok = false;
+      break;
+    }
+  }
+  std::vector<u32> st(im4.tile_off.size());
+  CK(cudaMemcpy(st.data(), d_st, st.size() * 4, cudaMemcpyDeviceToHost));
+  const bool st_ok = std::all_of(st.begin(), st.end(), [](u32 v) { return v == 0; });
+  const double ms = time_ms(launch, reps);
+  std::printf("%-24s warps/block %2d blocks/SM %d: %.4f ms = %.0f GB/s of BF16 output; exact %s, status %s\n", name,
+              warps, per_sm, ms, copies * cb / ms / 1e6, ok ? "yes" : "NO", st_ok ? "ok" : "BAD");
+}
+
+}  // namespace lanes
+
+int main(int argc, char** argv) {
+  using namespace lanes;
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: lanes_bench DIR GEOMETRY [reps]\n");
+    return 2;
+  }
+  const std::string dir = argv[1], g = argv[2];
+  const int reps = argc > 3 ? std::atoi(argv[3]) : 30;
+  const std::vector<uint8_t> raw = slurp(dir + "/raw.bin");
+  const std::vector<uint8_t> fb = slurp(dir + "/" + g + ".tan");
+  tileans_cuda_frame f;
+  if (tileans_cuda_parse(fb.data(), fb.size(), fb.size(), &f) != TILEANS_CUDA_OK || f.decoded_len != raw.size()) {
+    std::fprintf(stderr, "parse failed\n");
+    return 1;
+  }
+  const std::vector<u32> luts = host_luts(fb, f);
+  Image im;
+  std::string why;
+  if (!build_image(fb, f, luts, im, why)) {
+    std::fprintf(stderr, "image: %s\n", why.c_str());
+    return 1;
+  }
+  const double w = raw.size() / 2.0;
+  std::printf("frame %s: %.4f bits/weight; image %.4f bits/weight (header %.4f, words %.4f, word padding %.4f, "
+              "raw %.4f, luts %.4f)\n",
+              g.c_str(), fb.size() * 8 / w, im.bytes.size() * 8 / w, im.hdr_bytes * 8 / w,
+              im.word_bytes * 8 / w, im.pad_bytes * 8 / w, im.raw_bytes * 8 / w, f.n_luts * 1024.0 * 8 / w);
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs; matrix %llu x %llu units, tiles %u x %u, %llu tiles\n", prop.name,
+              prop.multiProcessorCount, (unsigned long long)f.rows, (unsigned long long)f.cols, f.tile_rows, f.tile_cols,
+              (unsigned long long)f.num_tiles);
+  const u64 copies = 4;
+  Image im4;
+  for (u64 c = 0; c < copies; ++c)
+    for (u64 t = 0; t < f.num_tiles; ++t) im4.tile_off.push_back(c * im.bytes.size() + im.tile_off[t]);
+  uint8_t* d_img;
+  u64* d_off;
+  u32 *d_luts, *d_st;
+  uint8_t* d_out;
+  CK(cudaMalloc(&d_img, copies * im.bytes.size()));
+  for (u64 c = 0; c < copies; ++c)
+    CK(cudaMemcpy(d_img + c * im.bytes.size(), im.bytes.data(), im.bytes.size(), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&d_off, im4.tile_off.size() * 8));
+  CK(cudaMemcpy(d_off, im4.tile_off.data(), im4.tile_off.size() * 8, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&d_luts, luts.size() * 4));
+  CK(cudaMemcpy(d_luts, luts.data(), luts.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&d_st, im4.tile_off.size() * 4 + 16));
+  CK(cudaMalloc(&d_out, copies * raw.size() + 16));
+  const int sms = prop.multiProcessorCount;
+  // tensor map of the output (copies x rows) x cols of u16, 64 x 32 boxes, 128-byte swizzle
+  CUtensorMap tmap;
+  {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
+    const cuuint64_t dims[2] = {f.cols, copies * f.rows};
+    const cuuint64_t strides[1] = {f.cols * 2};
+    const cuuint32_t box[2] = {64, 32}, estr[2] = {1, 1};
+    const CUresult r = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn)(
+        &tmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, d_out, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) std::printf("tensor map: error %d\n", (int)r);
+  }
+  const char* only = std::getenv("LANES_ONLY");
+  const size_t lut_smem = (size_t)f.n_luts * 16384;
+#define V2(W, B, S, D)                                                                                        \
+  if (!only || std::string(only) == "v2," #W "," #B "," #S "," #D)                                            \
+    run_variant("v2 stage " #B " st " #S " raw+" #D, lanes_kernel2<W, B, S, D>, W, lut_smem + W * warp_smem2<B, S>(), \
+                im4, d_img, d_off, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap);
+  V2(16, 4, 0, 1) V2(16, 4, 7, 1) V2(16, 4, 10, 1) V2(16, 4, 11, 1) V2(32, 1, 10, 1) V2(32, 1, 11, 1) V2(16, 4, 0, 1)
+#undef V2
+  return 0;
+}
