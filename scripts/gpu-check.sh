@@ -10,7 +10,8 @@
 #   4. the Rust crate's GPU tests (cudarc + NVRTC: the same header compiled at run time)
 #   5. benchmark: BF16 decode GB/s of 4 x 16 Mi real weights per launch, per tile geometry, the
 #      device-to-device copy bound, one-tile decode time and the all-SM tile rate; the step-chain
-#      latencies
+#      latencies; then the per-lane word stream prototype (cuda/tools/lanes_bench.cu) on the
+#      32x512 frame, checked bit-exact, with its diagnostic variants
 #
 # Rust is not needed on the GPU machine: the suite generator (cuda/examples/gpu_suite.rs) and the
 # Rust test binary are built on a development machine and found in $TILEANS_GPU_CARRY (default
@@ -49,6 +50,10 @@ fi
 # ---- tools ----------------------------------------------------------------------------------
 for d in /usr/local/cuda/bin /usr/local/cuda/compute-sanitizer; do [ -d "$d" ] && PATH=$PATH:$d; done
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
+# cuBLAS (the per-lane prototype times it beside its GEMV): the toolkit's, or the one PyTorch ships
+for d in $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13", "lib") for p in nvidia.__path__))' 2>/dev/null); do
+  [ -e "$d/libcublas.so.13" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d && NVCC_LIB="-L$d"
+done
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | tee "$OUTDIR/device.txt"
 nvcc --version | tail -2
 if command -v cargo >/dev/null 2>&1 && [ ! -x "$CARRY/gpu_suite" ]; then "$0" --prepare || exit 1; fi
@@ -60,6 +65,9 @@ export TILEANS_WEIGHTS=${TILEANS_WEIGHTS:-$CARRY/miniw}
 NVCC_FLAGS="-arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src -lineinfo"
 (nvcc $NVCC_FLAGS cuda/tools/gpu_check.cu -o "$WORK/gpu_check" 2>&1 | grep -v "^$" | tee "$OUTDIR/build.log") &
 (nvcc $NVCC_FLAGS -Xptxas -v -c cuda/src/tileans_cuda.cu -o "$WORK/shim.o" > "$OUTDIR/ptxas.log" 2>&1) &
+if [ "$MODE" != "--no-bench" ]; then
+  (nvcc $NVCC_FLAGS cuda/tools/lanes_bench.cu ${NVCC_LIB:-} -lcublas -o "$WORK/lanes_bench" > "$OUTDIR/build-lanes.log" 2>&1) &
+fi
 wait
 if [ -x "$WORK/gpu_check" ]; then note "build: ok (nvcc sm_90)"; else note "build: FAILED"; cat "$OUTDIR/build.log"; exit 1; fi
 grep -A2 "Function properties for tileans_cuda_decode_kernel" "$OUTDIR/ptxas.log" | tail -2
@@ -95,6 +103,12 @@ if [ "$MODE" != "--no-bench" ]; then
     note "bench: $(tail -1 "$OUTDIR/bench.log")"
     grep "one warp" "$OUTDIR/bench.log"
     "$WORK/gpu_check" chains > "$OUTDIR/chains.txt" 2>&1 && cat "$OUTDIR/chains.txt"
+    if [ -x "$WORK/lanes_bench" ] && [ -f "$WORK/bench/32x512.tan" ]; then
+      "$WORK/lanes_bench" "$WORK/bench" 2>&1 | tee "$OUTDIR/lanes.log"
+      note "per-lane prototype: $(tail -1 "$OUTDIR/lanes.log")"
+    else
+      note "per-lane prototype: not run (build: $(tail -1 "$OUTDIR/build-lanes.log" 2>/dev/null); needs the 32x512 geometry)"
+    fi
   else
     note "bench: $CARRY/bench_64x512.tan missing (run --prepare)"
   fi

@@ -1,22 +1,29 @@
 // lanes_bench: a per-lane word stream device layout for BF16 tiles, built on the host from a
-// standard frame, and its decode kernel, timed against the frame decoder in the same process.
+// standard frame, and its bulk decode kernel: the measurement behind cuda/RESULTS.md "Per-lane word
+// streams, decoded for real". Run by scripts/gpu-check.sh after the frame decoder's benchmark.
 //
-//   lanes_bench DIR GEOMETRY [reps]   DIR/GEOMETRY.tan and DIR/raw.bin as written by
-//                                     `gpu_suite bench-prep` (4 copies per launch, like gpu_check)
+//   lanes_bench DIR [reps]    DIR/32x512.tan and DIR/raw.bin as written by `gpu_suite bench-prep`
+//                             (4 copies decoded per launch, like gpu_check bench)
+//   LANES_ONLY=MODE,WARPS,SB  run one variant only (e.g. exact,32,1)
 //
-// The question it answers (cuda/RESULTS.md, "A format lever"): how fast does the bulk decode go
-// when every lane reads its own words (no ballot and prefix count in the step) and its raw bytes
-// lane-major (one 16-byte load per 16 steps)? The layout is a re-arrangement of the frame's
-// words, made once at upload time; the frame on disk is unchanged.
+// The question: how fast does the bulk decode go when every lane reads its own words (no ballot
+// and prefix count in the step) and its raw bytes lane-major (one 16-byte load per 16 steps)? The
+// image is a re-arrangement of the frame's words made once at upload time (the frame on disk is
+// unchanged); the kernel checks every output byte against raw.bin ("exact") and every tile's final
+// lane states. The diagnostic modes take parts of the kernel away to show where the time goes;
+// their output is not the tensor.
 //
 // Built as one translation unit with the shim:
 //   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/lanes_bench.cu -o lanes_bench
 #include "../src/tileans_cuda.cu"
 
+#include <cublas_v2.h>
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -42,59 +49,60 @@ using tileans_cuda::u64;
 //   [128,256) u32 byte offset of lane l's first word within the word area
 //   256: u32 LUT number within the frame's LUTs, 260: u32 steps, 264: u32 word area bytes, 268: 0
 //   [272, 272 + word area) the lanes' words in the order each lane consumes them, lane 0 first
-//   then the raw plane lane-major: for each block of 16 steps, lane l's 16 bytes
+//   then the raw plane lane-major: for each block of 16 steps, lane l's 16 bytes (the two bytes the
+//   frame carries in each lane's final state are stored here too)
 constexpr u32 kHdr = 272;
 
+// What a kernel variant does after decoding a block of 16 steps.
+enum Mode : int {
+  kExact = 0,      // stage SB blocks per warp in shared memory, store whole row segments (LDS.128 + STG.128)
+  kTma = 1,        // stage 4 blocks as a 32 x 64 box, store it with a TMA tensor store (128-byte swizzle)
+  kNoStore = 2,    // diagnostic: decode only
+  kStageOnly = 3,  // diagnostic: decode and stage, never store
+  kL2Window = 4,   // diagnostic: as kExact, but every store lands in a 1 MiB window (no DRAM writes)
+  kWritePath = 5,  // diagnostic: no decode; raw reads, staging and stores
+  kWritesOnly = 6, // diagnostic: no decode, no raw reads; staging and stores
+  kReadsOnly = 7,  // diagnostic: no decode, no stores; raw reads
+  kGemv = 8,       // y = W x at M = 1 (fp32 activations and accumulation): the decode feeds FMAs, no tensor stored
+};
+__host__ __device__ constexpr bool decodes(int m) { return m <= kL2Window || m == kGemv; }
+__host__ __device__ constexpr bool reads_raw(int m) { return m != kWritesOnly; }
+__host__ __device__ constexpr bool stores(int m) { return m == kExact || m == kTma || m == kL2Window || m == kWritePath || m == kWritesOnly; }
+
 // ---- device ---------------------------------------------------------------------------------
-// LB_ASM=1: shared-memory loads as asm volatile (kept in program order), else plain C++ loads.
-#ifndef LB_ASM
-#define LB_ASM 0
-#endif
-#ifndef LB_HP
-#define LB_HP 0  // 1: load the next tile's header while this one decodes
-#endif
-__device__ __forceinline__ u32 ld_sm(const u32* p) {
-  if (LB_ASM) return tileans_cuda::lds_u32(tileans_cuda::smem_addr(p));
-  return *p;
-}
+// Shared-memory loads as asm volatile: kept in program order, which measured faster than letting
+// the compiler move them (1124 vs 1016 GB/s, cuda/results/lanes/).
+__device__ __forceinline__ u32 ld_sm(const u32* p) { return tileans_cuda::lds_u32(tileans_cuda::smem_addr(p)); }
 __device__ __forceinline__ uint4 ldg16(u64 a) { return __ldg(reinterpret_cast<const uint4*>(a)); }
 
-// Version 2 of the step, fewer ALU instructions: the lane's next four words sit in a 64-bit
-// window (bl, bh) rebuilt from the ring every 4 steps, picked with PRMT; the field extractions
-// and the shift of the state go to the FMA pipe (IMAD.HI / IMAD.SHL); the output is staged SB
-// blocks (32*SB bytes of every row) at a time.
 __device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b & ~c)
   u32 d;
   asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
   return d;
 }
+// Two BF16 units from their exponents (LUT entries ea, eb) and raw bytes RB, RB+1 of word rw:
+// rotate_right_16((exp << 8) | raw, 1) for both halves.
 template <int RB>
-__device__ __forceinline__ u32 pair_units2(u32 ea, u32 eb, u32 rw) {
+__device__ __forceinline__ u32 pair_units(u32 ea, u32 eb, u32 rw) {
   const u32 y = __byte_perm(ea, eb, 0x0040);
-  const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);
+  const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);  // raw_a exp_a raw_b exp_b
   return lop3_e4(X >> 1, X * 32768u, 0x7FFF7FFFu);
 }
+
 template <int SB>
-__host__ __device__ constexpr u32 stage_pitch() { return 32u * SB + 16u; }
-// ST, how staged rows reach global memory: 0 = the warp loads them back (LDS.128) and stores whole
-// row segments (STG.128); 1 = the same with streaming stores (st.global.cs); 2 = each lane hands
-// its own row to the TMA unit (cp.async.bulk, two staging buffers); 3 = diagnostic: as 0 but every
-// store lands in a 1 MiB window (L2-resident: no DRAM writes; output wrong).
-// ST 6: the warp's 32 x 128-byte staging box goes out through a TMA tensor store (2D tensor map,
-// 128-byte swizzle), double-buffered; the ring sits after the two 4 KiB boxes.
-template <int SB, int ST>
-__host__ __device__ constexpr u32 warp_smem2() {
-  return ST == 6 ? 2048u + 8192u : 2048u + (SB ? 32u * stage_pitch<SB>() * (ST == 2 ? 2u : 1u) : 0u);
+__host__ __device__ constexpr u32 stage_pitch() { return 32u * SB + 16u; }  // +16: conflict-free 16-byte accesses
+// Shared memory per warp: the word ring (16 u32 per lane) and the staging buffer(s).
+template <int SB, int M>
+__host__ __device__ constexpr u32 warp_smem() {
+  return M == kTma ? 2048u + 8192u : 2048u + (stores(M) || M == kStageOnly ? 32u * stage_pitch<SB>() : 0u);
 }
 
 // Store the staged rows: the warp reads them back 16 bytes per lane and writes whole row segments.
-// Plain C++ accesses (no asm volatile) so that the compiler may overlap a block's stores with the
-// next block's table lookups.
-template <int SB, int ST>
-__device__ __forceinline__ void flush_stage2(const uint8_t* stage, uint8_t* __restrict__ tile_row0, u64 row_stride,
-                                             u32 byte0, u32 nbytes, uint8_t* __restrict__ out) {
-  constexpr u32 LPR = 2 * SB;       // lanes per row (16 bytes each)
-  constexpr u32 RPI = 32 / LPR;     // rows per instruction
+template <int SB, int M>
+__device__ __forceinline__ void flush_rows(const uint8_t* stage, uint8_t* __restrict__ tile_row0, u64 row_stride,
+                                           u32 byte0, u32 nbytes, uint8_t* __restrict__ out) {
+  constexpr u32 LPR = 2 * SB;    // lanes per row (16 bytes each)
+  constexpr u32 RPI = 32 / LPR;  // rows per instruction
   const u32 lane = threadIdx.x & 31u;
   __syncwarp();
   const u32 c = lane % LPR;
@@ -104,46 +112,40 @@ __device__ __forceinline__ void flush_stage2(const uint8_t* stage, uint8_t* __re
       const u32 row = RPI * i + lane / LPR;
       const uint4 v = *reinterpret_cast<const uint4*>(stage + row * stage_pitch<SB>() + 16 * c);
       uint8_t* d = tile_row0 + row * row_stride + byte0 + 16 * c;
-      if (ST == 3) d = out + ((d - out) & 0xFFFF0);
-      if (ST == 1) __stcs(reinterpret_cast<uint4*>(d), v);
-      else *reinterpret_cast<uint4*>(d) = v;
+      if (M == kL2Window) d = out + ((d - out) & 0xFFFF0);
+      *reinterpret_cast<uint4*>(d) = v;
     }
   }
   __syncwarp();
 }
 
-// TMA bulk copy of this lane's staged row (shared -> global), in its own bulk group.
-__device__ __forceinline__ void tma_row(const uint8_t* src, uint8_t* dst, u32 bytes) {
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
-               "r"(tileans_cuda::smem_addr(src)), "r"(bytes)
-               : "memory");
-  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-}
-
-template <int WARPS, int SB, int ST, int D>
-__global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __restrict__ img,
-                                                            const u64* __restrict__ tile_off,
-                                                            const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
-                                                            u64 tiles_per_copy, u64 copies, u64 grid_cols, u32 tc,
-                                                            u64 row_stride, u64 copy_bytes, uint8_t* __restrict__ out,
-                                                            u32* __restrict__ status, u64 rows_per_copy,
-                                                            const __grid_constant__ CUtensorMap tmap) {
+// One warp per tile, lane l = row l. Per block of 16 steps: raw bytes of the block (one 16-byte
+// load per lane, loaded a block ahead), then 4 groups of 4 steps, each starting from a window of
+// the lane's next four words (bl, bh) read from the ring; PRMT picks the word a renormalising lane
+// takes. Field extractions and x >> scale_bits are high multiplies (FMA pipe, not ALU).
+template <int WARPS, int SB, int M>
+__global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __restrict__ img,
+                                                           const u64* __restrict__ tile_off,
+                                                           const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
+                                                           u64 tiles_per_copy, u64 copies, u64 grid_cols, u32 tc,
+                                                           u64 row_stride, u64 copy_bytes, uint8_t* __restrict__ out,
+                                                           u32* __restrict__ status, u64 rows_per_copy,
+                                                           const __grid_constant__ CUtensorMap tmap,
+                                                           const float* __restrict__ xv, float* __restrict__ yv) {
   extern __shared__ __align__(1024) uint8_t smem_raw[];
-  // 1 KiB alignment of everything after the LUTs (the TMA swizzled boxes need it)
+  // 1 KiB alignment of everything after the LUTs (the swizzled TMA boxes need it)
   uint8_t* smem = smem_raw + ((1024u - (tileans_cuda::smem_addr(smem_raw) & 1023u)) & 1023u);
   for (u32 i = threadIdx.x; i < n_luts * 1024u; i += blockDim.x)
     reinterpret_cast<uint4*>(smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts_g) + i);
   __syncthreads();
   const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
-  uint8_t* wsm = smem + n_luts * 16384u + warp * warp_smem2<SB, ST>();
-  u32* ring = reinterpret_cast<u32*>(wsm + (ST == 6 ? 8192u : 0u)) + lane;  // slot k at ring[32 k]: no bank conflicts
-  uint8_t* stage = ST == 6 ? wsm : wsm + 2048u;
+  uint8_t* wsm = smem + n_luts * 16384u + warp * warp_smem<SB, M>();
+  u32* ring = reinterpret_cast<u32*>(wsm + (M == kTma ? 8192u : 0u)) + lane;  // slot k at ring[32 k]: no bank conflicts
+  uint8_t* stage = M == kTma ? wsm : wsm + 2048u;
   u32 sink = 0;
   const u32 mask = (1u << sb) - 1u;
-  const u32 qmul = 1u << (32 - sb);  // x >> sb as a high multiply (FMA pipe)
+  const u32 qmul = 1u << (32 - sb);  // x >> sb as a high multiply
   const u64 T = tiles_per_copy * copies;
-  // the next tile's header is loaded while this tile decodes (D > 0)
   u64 t = (u64)blockIdx.x * WARPS + warp;
   const u64 tstep = (u64)gridDim.x * WARPS;
   struct Hdr {
@@ -160,18 +162,16 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __res
     r.wbytes = tileans_cuda::ld_u32(r.h + 264);
     return r;
   };
-  Hdr nxt;
-  if (LB_HP && t < T) nxt = load_hdr(t);
+  Hdr nxt;  // the next tile's header is loaded while this tile decodes
+  if (t < T) nxt = load_hdr(t);
   for (; t < T; t += tstep) {
     const u64 copy = t / tiles_per_copy, tt = t % tiles_per_copy;
-    const Hdr cur = LB_HP ? nxt : load_hdr(t);
-    if (LB_HP && t + tstep < T) nxt = load_hdr(t + tstep);
-    const uint8_t* h = cur.h;
+    const Hdr cur = nxt;
+    if (t + tstep < T) nxt = load_hdr(t + tstep);
     u32 x = cur.x;
-    const u32 lstart = cur.lstart, table = cur.table, S = cur.S, wbytes = cur.wbytes;
-    const u64 wa = reinterpret_cast<u64>(h + kHdr + lstart);
-    const uint8_t* rawp = h + kHdr + wbytes + 16 * lane;
-    const u32* lut = reinterpret_cast<const u32*>(smem) + table * 4096u;
+    const u64 wa = reinterpret_cast<u64>(cur.h + kHdr + cur.lstart);
+    const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
+    const u32* lut = reinterpret_cast<const u32*>(smem) + cur.table * 4096u;
     u64 pfa = wa & ~15ull;         // the ring is indexed relative to this 16-byte aligned address
     u32 p = (u32)(wa - pfa) >> 1;  // word index of the next unread word
     u32 loaded = 0;                // u32 index one past the last staged
@@ -188,12 +188,11 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __res
       stage_chunk(ldg16(pfa));
       pfa += 16;
     }
-    uint4 pf = ldg16(pfa);
+    uint4 pf = ldg16(pfa);  // the next 16 bytes of the lane's stream
     uint8_t* orow0 = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2;
-    const u32 nb = S / 16;
-    uint4 rq[D];  // raw bytes of blocks b .. b+D-1
-#pragma unroll
-    for (int i = 0; i < D; ++i) rq[i] = i < (int)nb ? ldg16(reinterpret_cast<u64>(rawp + i * 512u)) : make_uint4(0, 0, 0, 0);
+    const u32 nb = cur.S / 16;
+    uint4 rv = ldg16(reinterpret_cast<u64>(rawp));
+    float acc0 = 0.f, acc1 = 0.f;  // kGemv: this lane's row of the tile times x
 #pragma unroll 1
     for (u32 b = 0; b < nb; ++b) {
       // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
@@ -204,60 +203,71 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __res
           pf = ldg16(pfa);
         }
       }
-      const uint4 r = rq[0];
-#pragma unroll
-      for (int i = 0; i + 1 < D; ++i) rq[i] = rq[i + 1];
-      if (ST != 10 && b + D < nb) rq[D - 1] = ldg16(reinterpret_cast<u64>(rawp + (b + D) * 512u));
+      const uint4 r = rv;
+      if (reads_raw(M) && b + 1 < nb) rv = ldg16(reinterpret_cast<u64>(rawp + (b + 1) * 512u));
       u32 e[16];
-      if (ST == 7 || ST == 9 || ST == 10 || ST == 11) {  // diagnostic: no decode (output wrong)
+      if (!decodes(M)) {
 #pragma unroll
         for (int u = 0; u < 16; ++u) e[u] = x + u;
-      } else
+      } else {
 #pragma unroll
-      for (int g = 0; g < 4; ++g) {
-        // window of words p .. p+3
-        const u32 i0 = p >> 1, sh = (p & 1u) << 4;
-        const u32 a0 = ld_sm(ring + ((i0 & 15u) << 5)), a1 = ld_sm(ring + (((i0 + 1) & 15u) << 5)),
-                  a2 = ld_sm(ring + (((i0 + 2) & 15u) << 5));
-        const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
-        u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
+        for (int g = 0; g < 4; ++g) {
+          const u32 i0 = p >> 1, sh = (p & 1u) << 4;  // window of words p .. p+3
+          const u32 a0 = ld_sm(ring + ((i0 & 15u) << 5)), a1 = ld_sm(ring + (((i0 + 1) & 15u) << 5)),
+                    a2 = ld_sm(ring + (((i0 + 2) & 15u) << 5));
+          const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
+          u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const u32 ee = ld_sm(lut + (x & mask));
-          const u32 q = __umulhi(x, qmul);
-          const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
-          const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
-          const u32 xn = f1 * q + (q + bias);
-          const u32 w = __byte_perm(bl, bh, selw);
-          const bool need = xn < tileans_cuda::kL;
-          x = need ? __byte_perm(xn, w, 0x1054) : xn;
-          selw += need ? 0x22u : 0u;
-          e[4 * g + u] = ee;
+          for (int u = 0; u < 4; ++u) {
+            const u32 ee = ld_sm(lut + (x & mask));
+            const u32 q = __umulhi(x, qmul);
+            const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
+            const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
+            const u32 xn = f1 * q + (q + bias);
+            const u32 w = __byte_perm(bl, bh, selw);
+            const bool need = xn < tileans_cuda::kL;
+            x = need ? __byte_perm(xn, w, 0x1054) : xn;
+            selw += need ? 0x22u : 0u;
+            e[4 * g + u] = ee;
+          }
+          p += (selw & 0xFu) >> 1;
         }
-        p += (selw & 0xFu) >> 1;
       }
       u32 o[8];
       const u32 rw[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        o[2 * i] = pair_units2<0>(e[4 * i], e[4 * i + 1], rw[i]);
-        o[2 * i + 1] = pair_units2<2>(e[4 * i + 2], e[4 * i + 3], rw[i]);
+        o[2 * i] = pair_units<0>(e[4 * i], e[4 * i + 1], rw[i]);
+        o[2 * i + 1] = pair_units<2>(e[4 * i + 2], e[4 * i + 3], rw[i]);
       }
-      if (SB == 0 || ST == 11) {  // diagnostic: no stores
+      if (M == kGemv) {  // units -> fp32 (BF16 bits << 16), times x of the block's 16 columns
+        const float4* xp = reinterpret_cast<const float4*>(xv + (tt % grid_cols) * tc + b * 16u);
+        float xs[16];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float4 v = __ldg(xp + i);
+          xs[4 * i] = v.x, xs[4 * i + 1] = v.y, xs[4 * i + 2] = v.z, xs[4 * i + 3] = v.w;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          acc0 = fmaf(__uint_as_float(o[i] << 16), xs[2 * i], acc0);
+          acc1 = fmaf(__uint_as_float(o[i] & 0xFFFF0000u), xs[2 * i + 1], acc1);
+        }
+        continue;
+      }
+      if (!stores(M) && M != kStageOnly) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) sink ^= o[i];
         continue;
       }
-      constexpr u32 SBn = SB ? SB : 1;
-      if (ST == 6) {  // SB == 4: 64 columns x 32 rows per box
-        const u32 f = b / 4;
-        uint8_t* box = stage + (f & 1u) * 4096u;
+      if (M == kTma) {  // SB == 4: 64 columns x 32 rows per box, two boxes in turn
+        uint8_t* box = stage + ((b / 4) & 1u) * 4096u;
         if (b % 4 == 0) {
           if (lane == 0) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
           __syncwarp();
         }
         const u32 c0 = 2 * (b % 4);
-        uint8_t* rowp = box + lane * 128u;
+        uint8_t* rowp = box + lane * 128u;  // 16-byte chunk c of row r sits at chunk c ^ (r mod 8)
         *reinterpret_cast<uint4*>(rowp + ((c0 ^ (lane & 7u)) << 4)) = make_uint4(o[0], o[1], o[2], o[3]);
         *reinterpret_cast<uint4*>(rowp + (((c0 + 1) ^ (lane & 7u)) << 4)) = make_uint4(o[4], o[5], o[6], o[7]);
         if (b % 4 == 3) {
@@ -266,43 +276,26 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel2(const uint8_t* __res
           if (lane == 0) {
             const int col = (int)((tt % grid_cols) * tc + (b - 3) * 16);
             const int row = (int)(copy * rows_per_copy + (tt / grid_cols) * 32);
-            asm volatile(
-                "cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%1, %2}], [%3];" ::"l"(&tmap),
-                "r"(col), "r"(row), "r"(tileans_cuda::smem_addr(box))
-                : "memory");
+            asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%1, %2}], [%3];" ::"l"(&tmap),
+                         "r"(col), "r"(row), "r"(tileans_cuda::smem_addr(box))
+                         : "memory");
             asm volatile("cp.async.bulk.commit_group;" ::: "memory");
           }
         }
         continue;
       }
-      if (ST == 2) {
-        uint8_t* buf = stage + ((b / SBn) & 1u) * 32u * stage_pitch<SBn>() + lane * stage_pitch<SBn>();
-        if (b % SBn == 0) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
-        uint4* a = reinterpret_cast<uint4*>(buf + (b % SBn) * 32u);
-        a[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        a[1] = make_uint4(o[4], o[5], o[6], o[7]);
-        if (b % SBn == SBn - 1 || b + 1 == nb)
-          tma_row(buf, orow0 + lane * row_stride + (b - b % SBn) * 32u, (b % SBn + 1) * 32u);
-        continue;
-      }
-      uint4* a = reinterpret_cast<uint4*>(stage + lane * stage_pitch<SBn>() + (b % SBn) * 32u);
-      if (ST != 5) {
-        a[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        a[1] = make_uint4(o[4], o[5], o[6], o[7]);
-      } else {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) sink ^= o[i];
-      }
-      // ST 8, 9: the block's warps flush together (same-band tiles write neighbouring row segments)
-      if ((ST == 8 || ST == 9) && (b % SBn == SBn - 1 || b + 1 == nb)) __syncthreads();
-      if (ST != 4 && (b % SBn == SBn - 1 || b + 1 == nb))
-        flush_stage2<SBn, ST>(stage, orow0, row_stride, (b - b % SBn) * 32u, (b % SBn + 1) * 32u, out);
+      uint4* a = reinterpret_cast<uint4*>(stage + lane * stage_pitch<SB>() + (b % SB) * 32u);
+      a[0] = make_uint4(o[0], o[1], o[2], o[3]);
+      a[1] = make_uint4(o[4], o[5], o[6], o[7]);
+      if (M != kStageOnly && (b % SB == SB - 1 || b + 1 == nb))
+        flush_rows<SB, M>(stage, orow0, row_stride, (b - b % SB) * 32u, (b % SB + 1) * 32u, out);
     }
     const u32 bad = __any_sync(0xFFFFFFFFu, (x >> 16) != 1u);
-    if (lane == 0 && status) status[t] = bad;
+    if (lane == 0 && decodes(M)) status[t] = bad;
+    if (M == kGemv) atomicAdd(yv + copy * rows_per_copy + (tt / grid_cols) * 32 + lane, acc0 + acc1);
   }
-  if ((SB == 0 || ST >= 5) && sink == 0x12345678u) status[0] = sink;  // keeps the diagnostic's work alive
-  if (ST == 2 || (ST == 6 && lane == 0)) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+  if (sink == 0x12345678u) status[0] = sink;  // keeps the diagnostics' work alive
+  if (M == kTma && lane == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
 
 // ---- host -----------------------------------------------------------------------------------
@@ -313,6 +306,7 @@ struct Image {
 };
 
 static u32 rd32(const uint8_t* p) { return tileans_host::rd32(p); }
+static int g_pass = 0, g_fail = 0;
 
 // 4096-entry LUTs of every stored table of the frame.
 static std::vector<u32> host_luts(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f) {
@@ -447,16 +441,27 @@ static double time_ms(F&& fn, int reps) {
   return ts[ts.size() / 2];
 }
 
+struct Gemv {  // M = 1: activations, output and the float64 reference of one copy
+  float *d_x = nullptr, *d_y = nullptr;
+  std::vector<double> ref, ref_abs;
+  double cublas_ms = 0;  // cuBLAS on the uncompressed weights, same shape, same run
+};
+
+struct Variant {
+  const char* mode;
+  int warps, sb;
+};
+
 template <class K>
-static void run_variant(const char* name, K kernel, int warps, size_t smem, const Image& im4, uint8_t* d_img,
-                        u64* d_off, u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
-                        const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap) {
+static void run_variant(const Variant& v, int m, K kernel, size_t smem, const Image& im4, uint8_t* d_img, u64* d_off,
+                        u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
+                        const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
   smem += 1024;  // alignment slack
   CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   int per_sm = 0;
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * 32, smem));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, v.warps * 32, smem));
   if (per_sm == 0) {
-    std::printf("%-24s warps/block %2d: does not fit (%zu bytes of shared memory)\n", name, warps, smem);
+    std::printf("%-12s warps %2d sb %d: does not fit (%zu bytes of shared memory)\n", v.mode, v.warps, v.sb, smem);
     return;
   }
   const unsigned grid = (unsigned)(sms * per_sm);
@@ -464,74 +469,115 @@ static void run_variant(const char* name, K kernel, int warps, size_t smem, cons
   CK(cudaMemset(d_out, 0xEE, copies * cb));
   CK(cudaMemset(d_st, 0xFF, im4.tile_off.size() * 4));
   auto launch = [&] {
-    kernel<<<grid, warps * 32, smem>>>(d_img, d_off, d_luts, f.n_luts, f.scale_bits, f.num_tiles, copies, f.grid_cols,
-                                       f.tile_cols, f.cols * 2, cb, d_out, d_st, f.rows, tmap);
+    if (m == kGemv) CK(cudaMemsetAsync(gv.d_y, 0, copies * f.rows * 4));
+    kernel<<<grid, v.warps * 32, smem>>>(d_img, d_off, d_luts, f.n_luts, f.scale_bits, f.num_tiles, copies,
+                                         f.grid_cols, f.tile_cols, f.cols * 2, cb, d_out, d_st, f.rows, tmap, gv.d_x,
+                                         gv.d_y);
   };
   launch();
   CK(cudaDeviceSynchronize());
   CK(cudaGetLastError());
-  bool ok = true;
-  std::vector<uint8_t> got(cb);
-  for (u64 c = 0; c < copies; ++c) {
-    CK(cudaMemcpy(got.data(), d_out + c * cb, cb, cudaMemcpyDeviceToHost));
-    if (got != raw) {
-      size_t i = 0;
-      while (got[i] == raw[i]) ++i;
-      std::printf("  copy %llu differs at byte %zu (got %02x want %02x)\n", (unsigned long long)c, i, got[i], raw[i]);
-      ok = false;
-      break;
+  std::string check = "diagnostic, output not the tensor";
+  if (m == kExact || m == kTma) {
+    bool ok = true;
+    std::vector<uint8_t> got(cb);
+    for (u64 c = 0; c < copies && ok; ++c) {
+      CK(cudaMemcpy(got.data(), d_out + c * cb, cb, cudaMemcpyDeviceToHost));
+      if (got != raw) {
+        size_t i = 0;
+        while (got[i] == raw[i]) ++i;
+        std::printf("  copy %llu differs at byte %zu (got %02x want %02x)\n", (unsigned long long)c, i, got[i], raw[i]);
+        ok = false;
+      }
     }
+    std::vector<u32> st(im4.tile_off.size());
+    CK(cudaMemcpy(st.data(), d_st, st.size() * 4, cudaMemcpyDeviceToHost));
+    const bool st_ok = std::all_of(st.begin(), st.end(), [](u32 s) { return s == 0; });
+    check = std::string("bit-exact ") + (ok ? "yes" : "NO") + ", tile checks " + (st_ok ? "ok" : "FAILED");
+    (ok && st_ok ? g_pass : g_fail)++;
   }
-  std::vector<u32> st(im4.tile_off.size());
-  CK(cudaMemcpy(st.data(), d_st, st.size() * 4, cudaMemcpyDeviceToHost));
-  const bool st_ok = std::all_of(st.begin(), st.end(), [](u32 v) { return v == 0; });
+  if (m == kGemv) {  // against the float64 reference, every copy's rows
+    std::vector<float> y(copies * f.rows);
+    CK(cudaMemcpy(y.data(), gv.d_y, y.size() * 4, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      const size_t r = i % f.rows;
+      worst = std::max(worst, std::abs(y[i] - gv.ref[r]) / (gv.ref_abs[r] + 1e-30));
+    }
+    const bool ok = worst < (double)f.cols * 5.96e-8;  // the fp32 summation bound n u, relative to sum |w x|
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "y vs float64: worst |err| / sum|w x| = %.2e (%s)", worst, ok ? "ok" : "TOO LARGE");
+    check = buf;
+    (ok ? g_pass : g_fail)++;
+  }
   const double ms = time_ms(launch, reps);
-  std::printf("%-24s warps/block %2d blocks/SM %d: %.4f ms = %.0f GB/s of BF16 output; exact %s, status %s\n", name,
-              warps, per_sm, ms, copies * cb / ms / 1e6, ok ? "yes" : "NO", st_ok ? "ok" : "BAD");
+  if (m == kGemv) {
+    std::printf("%-12s warps %2d sb %d (%d block/SM): %.4f ms (M = 1, %llu x %llu, incl. zeroing y) = %.0f G "
+                "weights/s, %.2fx cuBLAS; %s\n",
+                v.mode, v.warps, v.sb, per_sm, ms, (unsigned long long)(copies * f.rows), (unsigned long long)f.cols,
+                copies * cb / 2 / ms / 1e6, gv.cublas_ms / ms, check.c_str());
+    return;
+  }
+  std::printf("%-12s warps %2d sb %d (%d block/SM): %.4f ms = %5.0f GB/s of BF16 output; %s\n", v.mode, v.warps, v.sb,
+              per_sm, ms, copies * cb / ms / 1e6, check.c_str());
+}
+
+// Every variant the binary holds (templates), and the default list run without LANES_ONLY.
+template <int W, int SB, int M>
+static void maybe_run(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
+                      u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
+                      const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
+  const Variant v{name, W, SB};
+  const std::string key = std::string(name) + "," + std::to_string(W) + "," + std::to_string(SB);
+  if (only ? key != only : !dflt) return;
+  run_variant(v, M, lanes_kernel<W, SB, M>, (size_t)f.n_luts * 16384 + W * warp_smem<SB, M>(), im4, d_img, d_off,
+              d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
 
 }  // namespace lanes
 
 int main(int argc, char** argv) {
   using namespace lanes;
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: lanes_bench DIR GEOMETRY [reps]\n");
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: lanes_bench DIR [reps]\n");
     return 2;
   }
-  const std::string dir = argv[1], g = argv[2];
-  const int reps = argc > 3 ? std::atoi(argv[3]) : 30;
+  const std::string dir = argv[1];
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 30;
   const std::vector<uint8_t> raw = slurp(dir + "/raw.bin");
-  const std::vector<uint8_t> fb = slurp(dir + "/" + g + ".tan");
+  const std::vector<uint8_t> fb = slurp(dir + "/32x512.tan");
   tileans_cuda_frame f;
   if (tileans_cuda_parse(fb.data(), fb.size(), fb.size(), &f) != TILEANS_CUDA_OK || f.decoded_len != raw.size()) {
-    std::fprintf(stderr, "parse failed\n");
+    std::fprintf(stderr, "lanes_bench: %s/32x512.tan does not parse or does not match raw.bin\n", dir.c_str());
+    return 1;
+  }
+  if (f.tile_cols % 64 || f.cols % 64) {
+    std::fprintf(stderr, "lanes_bench: needs tile and matrix columns in multiples of 64 (TMA boxes)\n");
     return 1;
   }
   const std::vector<u32> luts = host_luts(fb, f);
   Image im;
   std::string why;
   if (!build_image(fb, f, luts, im, why)) {
-    std::fprintf(stderr, "image: %s\n", why.c_str());
+    std::fprintf(stderr, "lanes_bench: image: %s\n", why.c_str());
     return 1;
   }
   const double w = raw.size() / 2.0;
-  std::printf("frame %s: %.4f bits/weight; image %.4f bits/weight (header %.4f, words %.4f, word padding %.4f, "
-              "raw %.4f, luts %.4f)\n",
-              g.c_str(), fb.size() * 8 / w, im.bytes.size() * 8 / w, im.hdr_bytes * 8 / w,
-              im.word_bytes * 8 / w, im.pad_bytes * 8 / w, im.raw_bytes * 8 / w, f.n_luts * 1024.0 * 8 / w);
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs; matrix %llu x %llu units, tiles %u x %u, %llu tiles\n", prop.name,
-              prop.multiProcessorCount, (unsigned long long)f.rows, (unsigned long long)f.cols, f.tile_rows, f.tile_cols,
-              (unsigned long long)f.num_tiles);
+  std::printf("device: %s, %d SMs; matrix %llu x %llu, tiles %u x %u, %llu tiles per copy, 4 copies per launch\n",
+              prop.name, prop.multiProcessorCount, (unsigned long long)f.rows, (unsigned long long)f.cols, f.tile_rows,
+              f.tile_cols, (unsigned long long)f.num_tiles);
+  std::printf("frame %.4f bits/weight; image %.4f (header %.4f, words %.4f, word padding %.4f, raw %.4f)\n",
+              fb.size() * 8 / w, im.bytes.size() * 8 / w, im.hdr_bytes * 8 / w, im.word_bytes * 8 / w,
+              im.pad_bytes * 8 / w, im.raw_bytes * 8 / w);
   const u64 copies = 4;
   Image im4;
   for (u64 c = 0; c < copies; ++c)
     for (u64 t = 0; t < f.num_tiles; ++t) im4.tile_off.push_back(c * im.bytes.size() + im.tile_off[t]);
-  uint8_t* d_img;
+  uint8_t *d_img, *d_out;
   u64* d_off;
   u32 *d_luts, *d_st;
-  uint8_t* d_out;
   CK(cudaMalloc(&d_img, copies * im.bytes.size()));
   for (u64 c = 0; c < copies; ++c)
     CK(cudaMemcpy(d_img + c * im.bytes.size(), im.bytes.data(), im.bytes.size(), cudaMemcpyHostToDevice));
@@ -541,8 +587,7 @@ int main(int argc, char** argv) {
   CK(cudaMemcpy(d_luts, luts.data(), luts.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&d_st, im4.tile_off.size() * 4 + 16));
   CK(cudaMalloc(&d_out, copies * raw.size() + 16));
-  const int sms = prop.multiProcessorCount;
-  // tensor map of the output (copies x rows) x cols of u16, 64 x 32 boxes, 128-byte swizzle
+  // tensor map of the output, (copies x rows) x cols of u16, 64 x 32 boxes, 128-byte swizzle
   CUtensorMap tmap;
   {
     void* fn = nullptr;
@@ -554,15 +599,89 @@ int main(int argc, char** argv) {
     const CUresult r = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn)(
         &tmap, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, d_out, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
         CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS) std::printf("tensor map: error %d\n", (int)r);
+    if (r != CUDA_SUCCESS) {
+      std::fprintf(stderr, "lanes_bench: cuTensorMapEncodeTiled failed (%d)\n", (int)r);
+      return 1;
+    }
+  }
+  // M = 1 activations (fresh random values in [-1, 1)) and the float64 reference y = W x
+  Gemv gv;
+  {
+    std::vector<float> x(f.cols);
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    for (auto& v : x) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      v = (float)((double)(st >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+    }
+    gv.ref.assign(f.rows, 0.0);
+    gv.ref_abs.assign(f.rows, 0.0);
+    for (u64 r = 0; r < f.rows; ++r)
+      for (u64 c = 0; c < f.cols; ++c) {
+        const uint32_t bits = (uint32_t)(raw[2 * (r * f.cols + c)] | (raw[2 * (r * f.cols + c) + 1] << 8)) << 16;
+        float w;
+        std::memcpy(&w, &bits, 4);
+        gv.ref[r] += (double)w * x[c];
+        gv.ref_abs[r] += std::abs((double)w * x[c]);
+      }
+    CK(cudaMalloc(&gv.d_x, x.size() * 4));
+    CK(cudaMemcpy(gv.d_x, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&gv.d_y, copies * f.rows * 4));
+    // cuBLAS: the same y = W x on the uncompressed BF16 weights (the 4 copies stacked: N = 4 rows),
+    // the F.linear mapping: GemmEx(OP_T, OP_N, N, 1, K), BF16 in, fp32 compute and output
+    cublasHandle_t hb;
+    if (cublasCreate(&hb) == CUBLAS_STATUS_SUCCESS) {
+      uint8_t* d_w;
+      uint16_t* d_xb;
+      float* d_yb;
+      const u64 N = copies * f.rows, K = f.cols;
+      CK(cudaMalloc(&d_w, copies * raw.size()));
+      for (u64 c = 0; c < copies; ++c)
+        CK(cudaMemcpy(d_w + c * raw.size(), raw.data(), raw.size(), cudaMemcpyHostToDevice));
+      std::vector<uint16_t> xb(K);
+      for (u64 c = 0; c < K; ++c) {
+        uint32_t b32;
+        std::memcpy(&b32, &x[c], 4);
+        xb[c] = (uint16_t)((b32 + 0x7FFFu + ((b32 >> 16) & 1u)) >> 16);  // round to nearest even
+      }
+      CK(cudaMalloc(&d_xb, K * 2));
+      CK(cudaMemcpy(d_xb, xb.data(), K * 2, cudaMemcpyHostToDevice));
+      CK(cudaMalloc(&d_yb, N * 4));
+      const float alpha = 1.f, beta = 0.f;
+      auto gemv = [&] {
+        if (cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, 1, (int)K, &alpha, d_w, CUDA_R_16BF, (int)K, d_xb,
+                         CUDA_R_16BF, (int)K, &beta, d_yb, CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+          std::fprintf(stderr, "cublasGemmEx failed\n");
+      };
+      gv.cublas_ms = time_ms(gemv, reps);
+      std::printf("cublas gemv: %.4f ms (M = 1, %llu x %llu BF16, uncompressed) = %.0f G weights/s\n", gv.cublas_ms,
+                  (unsigned long long)N, (unsigned long long)K, N * K / gv.cublas_ms / 1e6);
+      cudaFree(d_w);
+      cudaFree(d_xb);
+      cudaFree(d_yb);
+      cublasDestroy(hb);
+    } else {
+      std::printf("cublas gemv: cuBLAS not available\n");
+    }
   }
   const char* only = std::getenv("LANES_ONLY");
-  const size_t lut_smem = (size_t)f.n_luts * 16384;
-#define V2(W, B, S, D)                                                                                        \
-  if (!only || std::string(only) == "v2," #W "," #B "," #S "," #D)                                            \
-    run_variant("v2 stage " #B " st " #S " raw+" #D, lanes_kernel2<W, B, S, D>, W, lut_smem + W * warp_smem2<B, S>(), \
-                im4, d_img, d_off, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap);
-  V2(16, 4, 0, 1) V2(16, 4, 7, 1) V2(16, 4, 10, 1) V2(16, 4, 11, 1) V2(32, 1, 10, 1) V2(32, 1, 11, 1) V2(16, 4, 0, 1)
-#undef V2
-  return 0;
+  const int sms = prop.multiProcessorCount;
+#define RUN(W, SB, M, NAME, DFLT) \
+  maybe_run<W, SB, M>(only, NAME, DFLT, im4, d_img, d_off, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
+  RUN(16, 4, kExact, "exact", true)
+  RUN(32, 1, kExact, "exact", true)
+  RUN(32, 2, kExact, "exact", true)
+  RUN(16, 4, kTma, "tma", true)
+  RUN(32, 1, kNoStore, "no-store", true)
+  RUN(32, 1, kStageOnly, "stage-only", true)
+  RUN(16, 4, kL2Window, "l2-window", true)
+  RUN(16, 4, kWritePath, "write-path", true)
+  RUN(16, 4, kWritesOnly, "writes-only", true)
+  RUN(16, 4, kReadsOnly, "reads-only", true)
+  RUN(32, 1, kGemv, "gemv", true)
+  RUN(16, 1, kGemv, "gemv", true)
+  RUN(32, 1, kExact, "exact", true)
+#undef RUN
+  std::printf("lanes_bench: %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
 }
