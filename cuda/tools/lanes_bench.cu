@@ -22,7 +22,6 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -124,7 +123,7 @@ __device__ __forceinline__ void flush_rows(const uint8_t* stage, uint8_t* __rest
 // load per lane, loaded a block ahead), then 4 groups of 4 steps, each starting from a window of
 // the lane's next four words (bl, bh) read from the ring; PRMT picks the word a renormalising lane
 // takes. Field extractions and x >> scale_bits are high multiplies (FMA pipe, not ALU).
-template <int WARPS, int SB, int M, int K>
+template <int WARPS, int SB, int M>
 __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __restrict__ img,
                                                            const u64* __restrict__ tile_off,
                                                            const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
@@ -132,8 +131,7 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
                                                            u64 row_stride, u64 copy_bytes, uint8_t* __restrict__ out,
                                                            u32* __restrict__ status, u64 rows_per_copy,
                                                            const __grid_constant__ CUtensorMap tmap,
-                                                           const float* __restrict__ xv, float* __restrict__ yv,
-                                                           const u32* __restrict__ tops) {
+                                                           const float* __restrict__ xv, float* __restrict__ yv) {
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   // 1 KiB alignment of everything after the LUTs (the swizzled TMA boxes need it)
   uint8_t* smem = smem_raw + ((1024u - (tileans_cuda::smem_addr(smem_raw) & 1023u)) & 1023u);
@@ -174,14 +172,6 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
     const u64 wa = reinterpret_cast<u64>(cur.h + kHdr + cur.lstart);
     const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
     const u32* lut = reinterpret_cast<const u32*>(smem) + cur.table * 4096u;
-    // K > 0: the table's K most frequent symbols decoded from registers (cum, freq, entry base);
-    // the LUT is read only by the lanes whose slot falls elsewhere (fewer bank conflicts)
-    u32 tc0 = 0, tf0 = 0, tb0 = 0, tc1 = 0, tf1 = 0, tb1 = 0;
-    if (K > 0) {
-      const u32* tp = tops + cur.table * 6u;
-      tc0 = __ldg(tp), tf0 = __ldg(tp + 1), tb0 = __ldg(tp + 2);
-      tc1 = __ldg(tp + 3), tf1 = __ldg(tp + 4), tb1 = __ldg(tp + 5);
-    }
     u64 pfa = wa & ~15ull;         // the ring is indexed relative to this 16-byte aligned address
     u32 p = (u32)(wa - pfa) >> 1;  // word index of the next unread word
     u32 loaded = 0;                // u32 index one past the last staged
@@ -229,20 +219,7 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
           u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
 #pragma unroll
           for (int u = 0; u < 4; ++u) {
-            u32 ee;
-            if (K == 0) {
-              ee = ld_sm(lut + (x & mask));
-            } else {
-              const u32 slot = x & mask;
-              const u32 d0 = slot - tc0, d1 = slot - tc1;
-              const bool h0 = d0 < tf0, h1 = K > 1 && d1 < tf1;
-              ee = 0;
-              asm volatile("{ .reg .pred q; setp.eq.u32 q, %2, 0; @q ld.shared.u32 %0, [%1]; }"
-                           : "+r"(ee)
-                           : "r"(tileans_cuda::smem_addr(lut + slot)), "r"((u32)(h0 | h1)));
-              ee = h0 ? tb0 + (d0 << 8) : ee;
-              if (K > 1) ee = h1 ? tb1 + (d1 << 8) : ee;
-            }
+            const u32 ee = ld_sm(lut + (x & mask));
             const u32 q = __umulhi(x, qmul);
             const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
             const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
@@ -466,13 +443,12 @@ static double time_ms(F&& fn, int reps) {
 
 struct Gemv {  // M = 1: activations, output and the float64 reference of one copy
   float *d_x = nullptr, *d_y = nullptr;
-  u32* d_tops = nullptr;  // per LUT: (cum, freq, entry base) of its two most frequent symbols
   std::vector<double> ref, ref_abs;
   double cublas_ms = 0;  // cuBLAS on the uncompressed weights, same shape, same run
 };
 
 struct Variant {
-  std::string mode;
+  const char* mode;
   int warps, sb;
 };
 
@@ -485,7 +461,7 @@ static void run_variant(const Variant& v, int m, K kernel, size_t smem, const Im
   int per_sm = 0;
   CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, v.warps * 32, smem));
   if (per_sm == 0) {
-    std::printf("%-12s warps %2d sb %d: does not fit (%zu bytes of shared memory)\n", v.mode.c_str(), v.warps, v.sb, smem);
+    std::printf("%-12s warps %2d sb %d: does not fit (%zu bytes of shared memory)\n", v.mode, v.warps, v.sb, smem);
     return;
   }
   const unsigned grid = (unsigned)(sms * per_sm);
@@ -496,7 +472,7 @@ static void run_variant(const Variant& v, int m, K kernel, size_t smem, const Im
     if (m == kGemv) CK(cudaMemsetAsync(gv.d_y, 0, copies * f.rows * 4));
     kernel<<<grid, v.warps * 32, smem>>>(d_img, d_off, d_luts, f.n_luts, f.scale_bits, f.num_tiles, copies,
                                          f.grid_cols, f.tile_cols, f.cols * 2, cb, d_out, d_st, f.rows, tmap, gv.d_x,
-                                         gv.d_y, gv.d_tops);
+                                         gv.d_y);
   };
   launch();
   CK(cudaDeviceSynchronize());
@@ -538,23 +514,23 @@ static void run_variant(const Variant& v, int m, K kernel, size_t smem, const Im
   if (m == kGemv) {
     std::printf("%-12s warps %2d sb %d (%d block/SM): %.4f ms (M = 1, %llu x %llu, incl. zeroing y) = %.0f G "
                 "weights/s, %.2fx cuBLAS; %s\n",
-                v.mode.c_str(), v.warps, v.sb, per_sm, ms, (unsigned long long)(copies * f.rows), (unsigned long long)f.cols,
+                v.mode, v.warps, v.sb, per_sm, ms, (unsigned long long)(copies * f.rows), (unsigned long long)f.cols,
                 copies * cb / 2 / ms / 1e6, gv.cublas_ms / ms, check.c_str());
     return;
   }
-  std::printf("%-12s warps %2d sb %d (%d block/SM): %.4f ms = %5.0f GB/s of BF16 output; %s\n", v.mode.c_str(), v.warps, v.sb,
+  std::printf("%-12s warps %2d sb %d (%d block/SM): %.4f ms = %5.0f GB/s of BF16 output; %s\n", v.mode, v.warps, v.sb,
               per_sm, ms, copies * cb / ms / 1e6, check.c_str());
 }
 
 // Every variant the binary holds (templates), and the default list run without LANES_ONLY.
-template <int W, int SB, int M, int K = 0>
+template <int W, int SB, int M>
 static void maybe_run(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
                       u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
                       const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
-  const Variant v{K == 0 ? std::string(name) : std::string(name) + " top" + std::to_string(K), W, SB};
-  const std::string key = std::string(name) + "," + std::to_string(W) + "," + std::to_string(SB) + (K ? ",k" + std::to_string(K) : "");
+  const Variant v{name, W, SB};
+  const std::string key = std::string(name) + "," + std::to_string(W) + "," + std::to_string(SB);
   if (only ? key != only : !dflt) return;
-  run_variant(v, M, lanes_kernel<W, SB, M, K>, (size_t)f.n_luts * 16384 + W * warp_smem<SB, M>(), im4, d_img, d_off,
+  run_variant(v, M, lanes_kernel<W, SB, M>, (size_t)f.n_luts * 16384 + W * warp_smem<SB, M>(), im4, d_img, d_off,
               d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
 
@@ -688,35 +664,10 @@ int main(int argc, char** argv) {
       std::printf("cublas gemv: cuBLAS not available\n");
     }
   }
-  {  // the two most frequent symbols of every table
-    std::vector<u32> tops(6 * f.n_luts, 0);
-    for (u32 i = 0; i < f.n_luts; ++i) {
-      const uint8_t* t = fb.data() + f.table_at[i];
-      const uint8_t* fr = t + 32;
-      std::vector<std::array<u32, 3>> syms;  // freq, cum, sym
-      u32 cum = 0;
-      for (u32 sy = 0; sy < 256; ++sy) {
-        if (!((t[sy / 8] >> (sy % 8)) & 1)) continue;
-        const u32 freq = tileans_host::rd16(fr) + 1u;
-        fr += 2;
-        syms.push_back({freq, cum, sy});
-        cum += freq;
-      }
-      std::sort(syms.begin(), syms.end(), [](const auto& a, const auto& b) { return a[0] > b[0]; });
-      for (size_t k = 0; k < 2 && k < syms.size(); ++k) {
-        tops[6 * i + 3 * k] = syms[k][1];
-        tops[6 * i + 3 * k + 1] = syms[k][0];
-        tops[6 * i + 3 * k + 2] = ((syms[k][0] - 1) << 20) | syms[k][2];
-      }
-    }
-    CK(cudaMalloc(&gv.d_tops, tops.size() * 4));
-    CK(cudaMemcpy(gv.d_tops, tops.data(), tops.size() * 4, cudaMemcpyHostToDevice));
-  }
   const char* only = std::getenv("LANES_ONLY");
   const int sms = prop.multiProcessorCount;
-#define RUN(W, SB, M, NAME, DFLT) RUNK(W, SB, M, 0, NAME, DFLT)
-#define RUNK(W, SB, M, K, NAME, DFLT) \
-  maybe_run<W, SB, M, K>(only, NAME, DFLT, im4, d_img, d_off, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
+#define RUN(W, SB, M, NAME, DFLT) \
+  maybe_run<W, SB, M>(only, NAME, DFLT, im4, d_img, d_off, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
   RUN(16, 4, kExact, "exact", true)
   RUN(32, 1, kExact, "exact", true)
   RUN(32, 2, kExact, "exact", true)
@@ -729,14 +680,8 @@ int main(int argc, char** argv) {
   RUN(16, 4, kReadsOnly, "reads-only", true)
   RUN(32, 1, kGemv, "gemv", true)
   RUN(16, 1, kGemv, "gemv", true)
-  RUNK(32, 1, kExact, 1, "exact", true)
-  RUNK(32, 1, kExact, 2, "exact", true)
-  RUNK(32, 1, kNoStore, 1, "no-store", true)
-  RUNK(32, 1, kNoStore, 2, "no-store", true)
-  RUNK(32, 1, kGemv, 2, "gemv", true)
   RUN(32, 1, kExact, "exact", true)
 #undef RUN
-#undef RUNK
   std::printf("lanes_bench: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }
