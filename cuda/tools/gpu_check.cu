@@ -12,6 +12,7 @@
 // Built as one translation unit with the shim and the kernels:
 //   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/gpu_check.cu -o gpu_check
 #include "../src/tileans_cuda.cu"
+#include "tool_common.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -21,30 +22,11 @@
 #include <string>
 #include <vector>
 
-#define CK(x)                                                                                 \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", #x, __FILE__, __LINE__,            \
-                   cudaGetErrorString(e_));                                                   \
-      std::exit(3);                                                                           \
-    }                                                                                         \
-  } while (0)
-
 // Sub-tests counted by the closing "N passed, N failed" line.
 static int g_pass = 0, g_fail = 0;
 static void verdict(bool ok, const std::string& what, const std::string& detail = "") {
   (ok ? g_pass : g_fail)++;
   if (!ok) std::printf("FAIL %s %s\n", what.c_str(), detail.c_str());
-}
-
-static std::vector<uint8_t> slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    std::fprintf(stderr, "cannot read %s\n", path.c_str());
-    std::exit(2);
-  }
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 struct Case {
@@ -502,33 +484,6 @@ static void run_chains() {
 }
 
 // ---- benchmark --------------------------------------------------------------------------------
-static double median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <class F>
-static double time_ms(F&& f, int reps, cudaStream_t s) {
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) f();
-  CK(cudaStreamSynchronize(s));
-  std::vector<float> ts;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(a, s));
-    f();
-    CK(cudaEventRecord(b, s));
-    CK(cudaEventSynchronize(b));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    ts.push_back(ms);
-  }
-  CK(cudaGetLastError());
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return median(ts);
-}
 
 static int run_bench(const std::string& dir, const std::vector<std::string>& geoms, int reps) {
   cudaDeviceProp prop;

@@ -16,6 +16,7 @@
 // Built as one translation unit with the shim:
 //   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/lanes_bench.cu -o lanes_bench
 #include "../src/tileans_cuda.cu"
+#include "tool_common.hpp"
 
 #include <cublas_v2.h>
 #include <cuda.h>
@@ -29,16 +30,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#define CK(x)                                                                                 \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", #x, __FILE__, __LINE__,            \
-                   cudaGetErrorString(e_));                                                   \
-      std::exit(3);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 namespace lanes {
 using tileans_cuda::u32;
@@ -408,37 +399,6 @@ static bool build_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame
   }
   im.bytes.resize(im.bytes.size() + 256, 0);  // read-ahead of the last lanes stays inside
   return true;
-}
-
-static std::vector<uint8_t> slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    std::fprintf(stderr, "cannot read %s\n", path.c_str());
-    std::exit(2);
-  }
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-template <class F>
-static double time_ms(F&& fn, int reps) {
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) fn();
-  CK(cudaDeviceSynchronize());
-  std::vector<float> ts;
-  for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(a));
-    fn();
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    ts.push_back(ms);
-  }
-  CK(cudaGetLastError());
-  std::sort(ts.begin(), ts.end());
-  return ts[ts.size() / 2];
 }
 
 struct Gemv {  // M = 1: activations, output and the float64 reference of one copy
