@@ -61,9 +61,10 @@ __host__ __device__ constexpr bool reads_raw(int m) { return m != kWritesOnly; }
 __host__ __device__ constexpr bool stores(int m) { return m == kExact || m == kTma || m == kL2Window || m == kWritePath || m == kWritesOnly; }
 
 // ---- device ---------------------------------------------------------------------------------
-// Shared-memory loads as asm volatile: kept in program order, which measured faster than letting
-// the compiler move them (1124 vs 1016 GB/s, cuda/results/lanes/).
-__device__ __forceinline__ u32 ld_sm(const u32* p) { return tileans_cuda::lds_u32(tileans_cuda::smem_addr(p)); }
+// Shared-memory loads as asm volatile on shared-window addresses computed once per tile: kept in
+// program order, which measured faster than letting the compiler move them (1124 vs 1016 GB/s,
+// cuda/results/lanes/).
+__device__ __forceinline__ u32 lds(u32 addr) { return tileans_cuda::lds_u32(addr); }
 __device__ __forceinline__ uint4 ldg16(u64 a) { return __ldg(reinterpret_cast<const uint4*>(a)); }
 
 __device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b & ~c)
@@ -162,7 +163,8 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
     u32 x = cur.x;
     const u64 wa = reinterpret_cast<u64>(cur.h + kHdr + cur.lstart);
     const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
-    const u32* lut = reinterpret_cast<const u32*>(smem) + cur.table * 4096u;
+    const u32 lut_s = tileans_cuda::smem_addr(smem) + cur.table * 16384u;  // shared-window address, once per tile
+    const u32 ring_s = tileans_cuda::smem_addr(ring);
     u64 pfa = wa & ~15ull;         // the ring is indexed relative to this 16-byte aligned address
     u32 p = (u32)(wa - pfa) >> 1;  // word index of the next unread word
     u32 loaded = 0;                // u32 index one past the last staged
@@ -204,13 +206,13 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
 #pragma unroll
         for (int g = 0; g < 4; ++g) {
           const u32 i0 = p >> 1, sh = (p & 1u) << 4;  // window of words p .. p+3
-          const u32 a0 = ld_sm(ring + ((i0 & 15u) << 5)), a1 = ld_sm(ring + (((i0 + 1) & 15u) << 5)),
-                    a2 = ld_sm(ring + (((i0 + 2) & 15u) << 5));
+          const u32 a0 = lds(ring_s + ((i0 & 15u) << 7)), a1 = lds(ring_s + (((i0 + 1) & 15u) << 7)),
+                    a2 = lds(ring_s + (((i0 + 2) & 15u) << 7));
           const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
           u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
 #pragma unroll
           for (int u = 0; u < 4; ++u) {
-            const u32 ee = ld_sm(lut + (x & mask));
+            const u32 ee = lds(lut_s + ((x & mask) << 2));
             const u32 q = __umulhi(x, qmul);
             const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
             const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
