@@ -161,6 +161,15 @@ void tileans_cuda_make_job(const tileans_cuda_frame *f, const void *d_src, void 
                            uint32_t *d_status, tileans_cuda_job *out);
 
 /*
+ * Build one frame's LUTs (frame->n_luts x 16 KiB) into d_luts from the frame already on the
+ * device: one launch, for callers that keep the tables themselves (the fused GEMM of
+ * tileans_gemm.h, an engine's own kernel). Returns TILEANS_CUDA_OK at once for a frame with no
+ * coded plane.
+ */
+tileans_cuda_status tileans_cuda_build_luts_async(const tileans_cuda_frame *f, const void *d_frame, uint32_t *d_luts,
+                                                  cudaStream_t stream);
+
+/*
  * Load-time step for a batch: writes the jobs into d_workspace and builds every LUT there.
  * d_srcs / d_dsts are host arrays of device pointers; d_status (nullable) receives the tiles of
  * frame 0, then frame 1, ... (plan->total_tiles u32). Returns the plan for the decode call.

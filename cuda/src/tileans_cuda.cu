@@ -105,6 +105,13 @@ tileans_cuda_status tileans_cuda_parse(const uint8_t* bytes, size_t available, u
   return tileans_host::parse(bytes, available, frame_len, out);
 }
 
+tileans_cuda_status tileans_cuda_build_luts_async(const tileans_cuda_frame* f, const void* d_frame, uint32_t* d_luts,
+                                                  cudaStream_t stream) {
+  if (!f || !d_frame) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  if (f->n_luts && !d_luts) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  return launch_luts(f, d_frame, d_luts, stream);
+}
+
 size_t tileans_cuda_workspace_size(const tileans_cuda_frame* frames, size_t count) {
   if (!frames) return 0;
   return align_up(count * sizeof(tileans_cuda_job)) + luts_bytes(frames, count);

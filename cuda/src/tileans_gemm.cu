@@ -43,14 +43,6 @@ extern "C" __global__ void __launch_bounds__(256) tileans_gemm_finish_kernel(con
   tileans_gemm::finish_body(p);
 }
 
-extern "C" __global__ void __launch_bounds__(256)
-    tileans_gemm_build_luts_kernel(const unsigned char* frame, unsigned long long frame_len,
-                                   const __grid_constant__ tileans_cuda_lut_tasks tasks, unsigned int* luts) {
-  if (blockIdx.x >= tasks.count) return;
-  tileans_cuda::build_lut_block(frame, frame_len, tasks.table_at[blockIdx.x], tasks.scale_bits,
-                                luts + (unsigned long long)blockIdx.x * TILEANS_CUDA_LUT_ENTRIES);
-}
-
 namespace {
 
 typedef void (*KernelFn)(tileans_gemm::Params);
@@ -206,17 +198,12 @@ size_t tileans_gemm_lut_bytes(const tileans_cuda_frame* f) {
 
 tileans_gemm_status tileans_gemm_build_luts_async(const tileans_cuda_frame* f, const void* d_frame, uint32_t* d_luts,
                                                   cudaStream_t stream) {
-  if (!f || !d_frame) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
-  if (!f->n_luts) return TILEANS_GEMM_OK;
-  if (!d_luts) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
-  tileans_cuda_lut_tasks tasks;
-  std::memset(&tasks, 0, sizeof(tasks));
-  for (int i = 0; i < f->n_luts; ++i) tasks.table_at[i] = f->table_at[i];
-  tasks.count = f->n_luts;
-  tasks.scale_bits = f->scale_bits;
-  tileans_gemm_build_luts_kernel<<<f->n_luts, 256, 0, stream>>>(static_cast<const unsigned char*>(d_frame),
-                                                                  f->frame_len, tasks, d_luts);
-  return cudaPeekAtLastError() == cudaSuccess ? TILEANS_GEMM_OK : TILEANS_GEMM_ERR_CUDA;
+  // the decoder's LUT build (tileans_cuda.cu, linked with this file)
+  switch (tileans_cuda_build_luts_async(f, d_frame, d_luts, stream)) {
+    case TILEANS_CUDA_OK: return TILEANS_GEMM_OK;
+    case TILEANS_CUDA_ERR_INVALID_ARGUMENT: return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+    default: return TILEANS_GEMM_ERR_CUDA;
+  }
 }
 
 size_t tileans_gemm_workspace_size(const tileans_cuda_frame* f, uint64_t M, const tileans_gemm_options* opt) {
