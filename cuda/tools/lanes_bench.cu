@@ -74,11 +74,11 @@ __device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b &
 }
 // Two BF16 units from their exponents (LUT entries ea, eb) and raw bytes RB, RB+1 of word rw:
 // rotate_right_16((exp << 8) | raw, 1) for both halves.
-template <int RB>
+template <int RB, bool FMA = false>
 __device__ __forceinline__ u32 pair_units(u32 ea, u32 eb, u32 rw) {
   const u32 y = __byte_perm(ea, eb, 0x0040);
   const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);  // raw_a exp_a raw_b exp_b
-  return lop3_e4(X >> 1, X * 32768u, 0x7FFF7FFFu);
+  return lop3_e4(FMA ? __umulhi(X, 0x80000000u) : X >> 1, X * 32768u, 0x7FFF7FFFu);  // FMA: the shift as a high multiply
 }
 
 template <int SB>
@@ -111,10 +111,139 @@ __device__ __forceinline__ void flush_rows(const uint8_t* stage, uint8_t* __rest
   __syncwarp();
 }
 
+// The lane's own word stream, 16 bytes at a time through a 16-slot ring of u32 in shared memory
+// (slot k of lane l at ring[32 k]: no bank conflicts), kept at least 11 slots ahead of the reader.
+template <bool MIRROR = false>  // MIRROR: slots 0..15 mirrored at 16..31, so a window never wraps
+struct WordRing {
+  u32* ring;      // this lane's slot 0
+  u32 ring_s;     // its shared-window address
+  u64 pfa;        // global address of the 16 bytes in pf
+  uint4 pf;       // the next 16 bytes of the stream, loaded ahead
+  u32 p;          // word index (relative to the first aligned address) of the next unread word
+  u32 loaded;     // u32 index one past the last staged
+  __device__ __forceinline__ void push(uint4 v) {
+    u32* d = ring + ((loaded & 15u) << 5);
+    d[0] = v.x;
+    d[32] = v.y;
+    d[64] = v.z;
+    d[96] = v.w;
+    if (MIRROR) {
+      d[512] = v.x;
+      d[544] = v.y;
+      d[576] = v.z;
+      d[608] = v.w;
+    }
+    loaded += 4;
+  }
+  __device__ __forceinline__ void start(u32* lane_ring, u64 wa) {
+    ring = lane_ring;
+    ring_s = tileans_cuda::smem_addr(lane_ring);
+    pfa = wa & ~15ull;
+    p = (u32)(wa - pfa) >> 1;
+    loaded = 0;
+#pragma unroll
+    for (int i = 0; i < 3; ++i) {
+      push(ldg16(pfa));
+      pfa += 16;
+    }
+    pf = ldg16(pfa);
+  }
+  // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
+  __device__ __forceinline__ void refill() {
+    while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < 11u)) {
+      if (loaded - (p >> 1) < 11u) {
+        push(pf);
+        pfa += 16;
+        pf = ldg16(pfa);
+      }
+    }
+  }
+};
+
+// 16 steps of one lane: 4 groups of 4 steps, each starting from a window of the lane's next four
+// words (bl, bh) read from the ring; PRMT picks the word a renormalising lane takes. Field
+// extractions and x >> scale_bits are high multiplies (FMA pipe, not ALU). e[] gets the LUT entries.
+// FMA: the slot address and q + bias on the FMA pipe (the ALU pipe is the busier one, Nsight Compute):
+// 4 x - 4 M q = 4 (x mod M), and mad.hi adds q to the high half of (ee << 12) * 4096.
+__device__ __forceinline__ u32 mad_lo(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ u32 mad_hi(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("mad.hi.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+template <bool MIRROR, bool FMA = false>
+__device__ __forceinline__ void decode16(u32& x, WordRing<MIRROR>& wr, u32 lut_s, u32 mask, u32 qmul, u32 e[16]) {
+  const u32 negm4 = 0u - ((mask + 1u) << 2);
+#pragma unroll
+  for (int g = 0; g < 4; ++g) {
+    const u32 i0 = wr.p >> 1, sh = (wr.p & 1u) << 4;  // window of words p .. p+3
+    u32 a0, a1, a2;
+    if (MIRROR) {  // one address, three immediate offsets
+      const u32 a = wr.ring_s + ((wr.p << 6) & 0x780u);
+      a0 = lds(a), a1 = lds(a + 128), a2 = lds(a + 256);
+    } else {
+      a0 = lds(wr.ring_s + ((i0 & 15u) << 7)), a1 = lds(wr.ring_s + (((i0 + 1) & 15u) << 7)),
+      a2 = lds(wr.ring_s + (((i0 + 2) & 15u) << 7));
+    }
+    const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
+    u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      u32 ee, xn;
+      if (FMA) {
+        const u32 q = __umulhi(x, qmul);
+        ee = lds(mad_lo(q, negm4, mad_lo(x, 4u, lut_s)));
+        xn = mad_lo(__umulhi(ee, 4096u), q, mad_hi(ee * 4096u, 4096u, q));
+      } else {
+        ee = lds(lut_s + ((x & mask) << 2));
+        const u32 q = __umulhi(x, qmul);
+        const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
+        const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
+        xn = f1 * q + (q + bias);
+      }
+      const u32 w = __byte_perm(bl, bh, selw);
+      const bool need = xn < tileans_cuda::kL;
+      x = need ? __byte_perm(xn, w, 0x1054) : xn;
+      selw += need ? 0x22u : 0u;
+      e[4 * g + u] = ee;
+    }
+    wr.p += (selw & 0xFu) >> 1;
+  }
+}
+
+// The 16 units of a block, as 8 u32 pairs, from the LUT entries and the 16 raw bytes in r.
+template <bool FMA = false>
+__device__ __forceinline__ void units16(const u32 e[16], uint4 r, u32 o[8]) {
+  const u32 rw[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    o[2 * i] = pair_units<0, FMA>(e[4 * i], e[4 * i + 1], rw[i]);
+    o[2 * i + 1] = pair_units<2, FMA>(e[4 * i + 2], e[4 * i + 3], rw[i]);
+  }
+}
+
+// A tile's image header as each lane needs it.
+struct Hdr {
+  const uint8_t* h;
+  u32 x, lstart, table, S, wbytes;
+};
+__device__ __forceinline__ Hdr load_hdr(const uint8_t* img, const u64* tile_off, u64 tile, u32 lane) {
+  Hdr r;
+  r.h = img + tile_off[tile];
+  r.x = tileans_cuda::ld_u32(r.h + 4 * lane);
+  r.lstart = tileans_cuda::ld_u32(r.h + 128 + 4 * lane);
+  r.table = tileans_cuda::ld_u32(r.h + 256);
+  r.S = tileans_cuda::ld_u32(r.h + 260);
+  r.wbytes = tileans_cuda::ld_u32(r.h + 264);
+  return r;
+}
+
 // One warp per tile, lane l = row l. Per block of 16 steps: raw bytes of the block (one 16-byte
-// load per lane, loaded a block ahead), then 4 groups of 4 steps, each starting from a window of
-// the lane's next four words (bl, bh) read from the ring; PRMT picks the word a renormalising lane
-// takes. Field extractions and x >> scale_bits are high multiplies (FMA pipe, not ALU).
+// load per lane, loaded a block ahead), decode16, units16, then the mode's use of the units.
 template <int WARPS, int SB, int M>
 __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __restrict__ img,
                                                            const u64* __restrict__ tile_off,
@@ -140,62 +269,25 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
   const u64 T = tiles_per_copy * copies;
   u64 t = (u64)blockIdx.x * WARPS + warp;
   const u64 tstep = (u64)gridDim.x * WARPS;
-  struct Hdr {
-    const uint8_t* h;
-    u32 x, lstart, table, S, wbytes;
-  };
-  auto load_hdr = [&](u64 tile) {
-    Hdr r;
-    r.h = img + tile_off[tile];
-    r.x = tileans_cuda::ld_u32(r.h + 4 * lane);
-    r.lstart = tileans_cuda::ld_u32(r.h + 128 + 4 * lane);
-    r.table = tileans_cuda::ld_u32(r.h + 256);
-    r.S = tileans_cuda::ld_u32(r.h + 260);
-    r.wbytes = tileans_cuda::ld_u32(r.h + 264);
-    return r;
-  };
   Hdr nxt;  // the next tile's header is loaded while this tile decodes
-  if (t < T) nxt = load_hdr(t);
+  if (t < T) nxt = load_hdr(img, tile_off, t, lane);
   for (; t < T; t += tstep) {
     const u64 copy = t / tiles_per_copy, tt = t % tiles_per_copy;
     const Hdr cur = nxt;
-    if (t + tstep < T) nxt = load_hdr(t + tstep);
+    if (t + tstep < T) nxt = load_hdr(img, tile_off, t + tstep, lane);
     u32 x = cur.x;
     const u64 wa = reinterpret_cast<u64>(cur.h + kHdr + cur.lstart);
     const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
     const u32 lut_s = tileans_cuda::smem_addr(smem) + cur.table * 16384u;  // shared-window address, once per tile
-    const u32 ring_s = tileans_cuda::smem_addr(ring);
-    u64 pfa = wa & ~15ull;         // the ring is indexed relative to this 16-byte aligned address
-    u32 p = (u32)(wa - pfa) >> 1;  // word index of the next unread word
-    u32 loaded = 0;                // u32 index one past the last staged
-    auto stage_chunk = [&](uint4 v) {
-      u32* d = ring + ((loaded & 15u) << 5);
-      d[0] = v.x;
-      d[32] = v.y;
-      d[64] = v.z;
-      d[96] = v.w;
-      loaded += 4;
-    };
-#pragma unroll
-    for (int i = 0; i < 3; ++i) {
-      stage_chunk(ldg16(pfa));
-      pfa += 16;
-    }
-    uint4 pf = ldg16(pfa);  // the next 16 bytes of the lane's stream
+    WordRing<> wr;
+    wr.start(ring, wa);
     uint8_t* orow0 = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2;
     const u32 nb = cur.S / 16;
     uint4 rv = ldg16(reinterpret_cast<u64>(rawp));
     float acc0 = 0.f, acc1 = 0.f;  // kGemv: this lane's row of the tile times x
 #pragma unroll 1
     for (u32 b = 0; b < nb; ++b) {
-      // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
-      while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < 11u)) {
-        if (loaded - (p >> 1) < 11u) {
-          stage_chunk(pf);
-          pfa += 16;
-          pf = ldg16(pfa);
-        }
-      }
+      wr.refill();
       const uint4 r = rv;
       if (reads_raw(M) && b + 1 < nb) rv = ldg16(reinterpret_cast<u64>(rawp + (b + 1) * 512u));
       u32 e[16];
@@ -203,36 +295,10 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
 #pragma unroll
         for (int u = 0; u < 16; ++u) e[u] = x + u;
       } else {
-#pragma unroll
-        for (int g = 0; g < 4; ++g) {
-          const u32 i0 = p >> 1, sh = (p & 1u) << 4;  // window of words p .. p+3
-          const u32 a0 = lds(ring_s + ((i0 & 15u) << 7)), a1 = lds(ring_s + (((i0 + 1) & 15u) << 7)),
-                    a2 = lds(ring_s + (((i0 + 2) & 15u) << 7));
-          const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
-          u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
-#pragma unroll
-          for (int u = 0; u < 4; ++u) {
-            const u32 ee = lds(lut_s + ((x & mask) << 2));
-            const u32 q = __umulhi(x, qmul);
-            const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
-            const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
-            const u32 xn = f1 * q + (q + bias);
-            const u32 w = __byte_perm(bl, bh, selw);
-            const bool need = xn < tileans_cuda::kL;
-            x = need ? __byte_perm(xn, w, 0x1054) : xn;
-            selw += need ? 0x22u : 0u;
-            e[4 * g + u] = ee;
-          }
-          p += (selw & 0xFu) >> 1;
-        }
+        decode16(x, wr, lut_s, mask, qmul, e);
       }
       u32 o[8];
-      const u32 rw[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        o[2 * i] = pair_units<0>(e[4 * i], e[4 * i + 1], rw[i]);
-        o[2 * i + 1] = pair_units<2>(e[4 * i + 2], e[4 * i + 3], rw[i]);
-      }
+      units16(e, r, o);
       if (M == kGemv) {  // units -> fp32 (BF16 bits << 16), times x of the block's 16 columns
         const float4* xp = reinterpret_cast<const float4*>(xv + (tt % grid_cols) * tc + b * 16u);
         float xs[16];
@@ -289,6 +355,112 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
   }
   if (sink == 0x12345678u) status[0] = sink;  // keeps the diagnostics' work alive
   if (M == kTma && lane == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+
+
+// Row-order image (the experiment after lanes_kernel): the tile's symbols are assigned to lanes in
+// row-major chunks of 8 units, so that in block j (16 steps) lane l decodes row j, columns 8l..8l+7
+// and 256+8l..256+8l+7 of a 32 x 512 tile. The warp then stores the whole row straight from
+// registers (two STG.128, 512 contiguous bytes each): no staging in shared memory, and each row of
+// the output is written in one piece. The words are a fresh per-lane encoding (the frame's tables,
+// the symbols in this order), made on the host.
+template <int WARPS, int M, bool MIRROR = false, bool FMA = false>
+__global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restrict__ img,
+                                                          const u64* __restrict__ tile_off,
+                                                          const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
+                                                          u64 tiles_per_copy, u64 copies, u64 grid_cols, u32 tc,
+                                                          u64 row_stride, u64 copy_bytes, uint8_t* __restrict__ out,
+                                                          u32* __restrict__ status, u64 rows_per_copy,
+                                                          const __grid_constant__ CUtensorMap,  // unused: lanes_kernel's signature
+                                                          const float* __restrict__ xv, float* __restrict__ yv) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  for (u32 i = threadIdx.x; i < n_luts * 1024u; i += blockDim.x)
+    reinterpret_cast<uint4*>(smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts_g) + i);
+  __syncthreads();
+  const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
+  u32* ring = reinterpret_cast<u32*>(smem + n_luts * 16384u + warp * (MIRROR ? 4096u : 2048u)) + lane;
+  u32 sink = 0;
+  const u32 mask = (1u << sb) - 1u;
+  const u32 qmul = 1u << (32 - sb);
+  const u64 T = tiles_per_copy * copies;
+  u64 t = (u64)blockIdx.x * WARPS + warp;
+  const u64 tstep = (u64)gridDim.x * WARPS;
+  Hdr nxt;
+  if (t < T) nxt = load_hdr(img, tile_off, t, lane);
+  for (; t < T; t += tstep) {
+    const u64 copy = t / tiles_per_copy, tt = t % tiles_per_copy;
+    const Hdr cur = nxt;
+    if (t + tstep < T) nxt = load_hdr(img, tile_off, t + tstep, lane);
+    u32 x = cur.x;
+    const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
+    const u32 lut_s = tileans_cuda::smem_addr(smem) + cur.table * 16384u;
+    WordRing<MIRROR> wr;
+    wr.start(ring, reinterpret_cast<u64>(cur.h + kHdr + cur.lstart));
+    uint8_t* orow = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2 + 16 * lane;
+    const u32 nb = cur.S / 16;
+    uint4 rv = ldg16(reinterpret_cast<u64>(rawp));
+    float xs[16];  // kGemv: x of this lane's 16 columns, the same in every row of the tile
+    if (M == kGemv) {
+      const float4* xp = reinterpret_cast<const float4*>(xv + (tt % grid_cols) * tc + 8 * lane);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float4 v = __ldg(xp + (i & 1) + (i >> 1) * 64);
+        xs[4 * i] = v.x, xs[4 * i + 1] = v.y, xs[4 * i + 2] = v.z, xs[4 * i + 3] = v.w;
+      }
+    }
+    float a[4];  // kGemv: this lane's part of 4 rows, reduced across the warp every 4 blocks
+#pragma unroll 1
+    for (u32 b = 0; b < nb; b += 4) {
+#pragma unroll
+      for (u32 bi = 0; bi < 4; ++bi) {
+        wr.refill();
+        const uint4 r = rv;
+        if (reads_raw(M) && b + bi + 1 < nb) rv = ldg16(reinterpret_cast<u64>(rawp + (b + bi + 1) * 512u));
+        u32 e[16];
+        if (!decodes(M)) {
+#pragma unroll
+          for (int u = 0; u < 16; ++u) e[u] = x + u;
+        } else {
+          decode16<MIRROR, FMA>(x, wr, lut_s, mask, qmul, e);
+        }
+        u32 o[8];
+        units16<FMA>(e, r, o);
+        if (M == kGemv) {
+          float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            s0 = fmaf(__uint_as_float(o[i] << 16), xs[2 * i], s0);
+            s1 = fmaf(__uint_as_float(o[i] & 0xFFFF0000u), xs[2 * i + 1], s1);
+          }
+          a[bi] = s0 + s1;
+        } else if (stores(M)) {
+          uint8_t* d = orow + (b + bi) * row_stride;
+          *reinterpret_cast<uint4*>(d) = make_uint4(o[0], o[1], o[2], o[3]);
+          *reinterpret_cast<uint4*>(d + 512) = make_uint4(o[4], o[5], o[6], o[7]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) sink ^= o[i];
+        }
+      }
+      if (M == kGemv) {  // rows b..b+3 summed over the warp: a transposing butterfly, 6 shuffles
+        const bool h16 = lane & 16u, h8 = lane & 8u;
+        float k0 = h16 ? a[2] : a[0], k1 = h16 ? a[3] : a[1];
+        const float s0 = h16 ? a[0] : a[2], s1 = h16 ? a[1] : a[3];
+        k0 += __shfl_xor_sync(0xFFFFFFFFu, s0, 16);
+        k1 += __shfl_xor_sync(0xFFFFFFFFu, s1, 16);
+        float k = h8 ? k1 : k0;
+        k += __shfl_xor_sync(0xFFFFFFFFu, h8 ? k0 : k1, 8);
+        k += __shfl_xor_sync(0xFFFFFFFFu, k, 4);
+        k += __shfl_xor_sync(0xFFFFFFFFu, k, 2);
+        k += __shfl_xor_sync(0xFFFFFFFFu, k, 1);
+        if ((lane & 7u) == 0)
+          atomicAdd(yv + copy * rows_per_copy + (tt / grid_cols) * 32 + b + (h16 ? 2 : 0) + (h8 ? 1 : 0), k);
+      }
+    }
+    const u32 bad = __any_sync(0xFFFFFFFFu, x != tileans_cuda::kL);
+    if (lane == 0 && decodes(M)) status[t] = bad;
+  }
+  if (sink == 0x12345678u) status[0] = sink;
 }
 
 // ---- host -----------------------------------------------------------------------------------
@@ -403,6 +575,147 @@ static bool build_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame
   return true;
 }
 
+// Frequencies and cumulative frequencies of every stored table of the frame (0 = absent).
+struct Table {
+  u32 freq[256], cum[256];
+};
+static std::vector<Table> host_tables(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f) {
+  std::vector<Table> ts(f.n_luts);
+  for (u32 i = 0; i < f.n_luts; ++i) {
+    const uint8_t* t = fb.data() + f.table_at[i];
+    const uint8_t* fr = t + 32;
+    u32 cum = 0;
+    for (u32 s = 0; s < 256; ++s) {
+      ts[i].cum[s] = cum;
+      ts[i].freq[s] = 0;
+      if (!((t[s / 8] >> (s % 8)) & 1)) continue;
+      ts[i].freq[s] = tileans_host::rd16(fr) + 1u;
+      fr += 2;
+      cum += ts[i].freq[s];
+    }
+  }
+  return ts;
+}
+
+// The row-order image of a BF16 frame of 32 x 512 tiles (the layout rows_kernel reads): each tile
+// re-encoded with its table, one rANS stream per lane (initial state 2^16, no carried bytes), lane l
+// taking in block j row j, columns 8l..8l+7 then 256+8l..256+8l+7; the raw plane in the same
+// order, lane-major per block. Same header layout as build_image.
+static bool build_rows_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f,
+                             const std::vector<uint8_t>& raw, Image& im, std::string& why) {
+  if (f.elem_type != 1 || f.coded_mask != 1 || f.tile_rows != 32 || f.tile_cols != 512 || f.rows % 32 ||
+      f.cols % 512) {
+    why = "needs BF16, plane 0 coded, 32 x 512 tiles, no edge tiles";
+    return false;
+  }
+  const std::vector<Table> tabs = host_tables(fb, f);
+  const u32 sb = f.scale_bits, S = 512;
+  for (u64 t = 0; t < f.num_tiles; ++t) {
+    const u64 r0 = (t / f.grid_cols) * 32, c0 = (t % f.grid_cols) * 512;
+    const u32 d = rd32(fb.data() + f.index_at + t * 8 + 4);
+    if ((d & 3) != 1) {
+      why = "tile " + std::to_string(t) + ": not an ANS tile";
+      return false;
+    }
+    const u32 lut_no = f.lut_first[0] + ((d >> 2) & 15);
+    const Table& tb = tabs[lut_no];
+    std::vector<uint8_t>& b = im.bytes;
+    const size_t at = b.size();
+    im.tile_off.push_back(at);
+    std::vector<std::vector<uint16_t>> lw(32);
+    u32 X[32];
+    std::vector<uint8_t> rl(32 * S);  // raw plane, block-major then lane-major
+    for (u32 l = 0; l < 32; ++l) {
+      u32 sym[512];
+      for (u32 s = 0; s < S; ++s) {
+        const u32 j = s / 16, u = s % 16;
+        const u64 col = c0 + (u < 8 ? 8 * l + u : 256 + 8 * l + u - 8);
+        const size_t i = 2 * ((r0 + j) * f.cols + col);
+        const u32 unit = raw[i] | (raw[i + 1] << 8), v = ((unit << 1) | (unit >> 15)) & 0xFFFF;
+        sym[s] = v >> 8;
+        rl[(j * 32 + l) * 16 + u] = (uint8_t)v;
+      }
+      u32 x = 1u << 16;
+      for (u32 s = S; s-- > 0;) {
+        const u32 fq = tb.freq[sym[s]], c = tb.cum[sym[s]];
+        if (fq == 0) {
+          why = "tile " + std::to_string(t) + ": symbol absent from its table";
+          return false;
+        }
+        if (x >= (fq << (32 - sb))) {
+          lw[l].push_back((uint16_t)x);
+          x >>= 16;
+        }
+        x = ((x / fq) << sb) + x % fq + c;
+      }
+      std::reverse(lw[l].begin(), lw[l].end());
+      X[l] = x;
+    }
+    u32 W = 0;
+    for (auto& v : lw) W += (u32)v.size();
+    const u32 wbytes = (2 * W + 15) & ~15u;
+    b.resize(at + kHdr + wbytes + 32 * S, 0);
+    uint8_t* h = b.data() + at;
+    std::memcpy(h, X, 128);
+    u32 pos = 0;
+    for (int l = 0; l < 32; ++l) {
+      std::memcpy(h + 128 + 4 * l, &pos, 4);
+      std::memcpy(h + kHdr + pos, lw[l].data(), 2 * lw[l].size());
+      pos += 2 * (u32)lw[l].size();
+    }
+    std::memcpy(h + 256, &lut_no, 4);
+    std::memcpy(h + 260, &S, 4);
+    std::memcpy(h + 264, &wbytes, 4);
+    std::memcpy(h + kHdr + wbytes, rl.data(), rl.size());
+    im.hdr_bytes += kHdr;
+    im.word_bytes += 2 * W;
+    im.pad_bytes += wbytes - 2 * W;
+    im.raw_bytes += 32 * S;
+  }
+  im.bytes.resize(im.bytes.size() + 256, 0);
+  return true;
+}
+
+// The row-order image decoded on the host, every symbol and raw byte against raw.bin: the encoder
+// above is checked before any GPU time is spent on it.
+static bool check_rows_image(const Image& im, const std::vector<u32>& luts, const tileans_cuda_frame& f,
+                             const std::vector<uint8_t>& raw, std::string& why) {
+  const u32 sb = f.scale_bits, mask = (1u << sb) - 1;
+  for (u64 t = 0; t < f.num_tiles; ++t) {
+    const uint8_t* h = im.bytes.data() + im.tile_off[t];
+    const u64 r0 = (t / f.grid_cols) * 32, c0 = (t % f.grid_cols) * 512;
+    const u32* lut = luts.data() + (size_t)rd32(h + 256) * TILEANS_CUDA_LUT_ENTRIES;
+    const u32 S = rd32(h + 260), wbytes = rd32(h + 264);
+    for (u32 l = 0; l < 32; ++l) {
+      u32 x = rd32(h + 4 * l);
+      const uint8_t* wp = h + kHdr + rd32(h + 128 + 4 * l);
+      const uint8_t* wend = l < 31 ? h + kHdr + rd32(h + 128 + 4 * (l + 1)) : nullptr;
+      for (u32 s = 0; s < S; ++s) {
+        const u32 e = lut[x & mask];
+        x = ((e >> 20) + 1) * (x >> sb) + ((e >> 8) & 0xFFF);
+        if (x < (1u << 16)) {
+          x = (x << 16) | tileans_host::rd16(wp);
+          wp += 2;
+        }
+        const u32 j = s / 16, u = s % 16;
+        const u64 col = c0 + (u < 8 ? 8 * l + u : 256 + 8 * l + u - 8);
+        const size_t i = 2 * ((r0 + j) * f.cols + col);
+        const u32 unit = raw[i] | (raw[i + 1] << 8), v = ((unit << 1) | (unit >> 15)) & 0xFFFF;
+        const uint8_t rb = h[kHdr + wbytes + (j * 32 + l) * 16 + u];
+        if ((e & 0xFF) != (v >> 8) || rb != (v & 0xFF)) {
+          why = "host check: tile " + std::to_string(t) + " lane " + std::to_string(l) + " step " + std::to_string(s);
+          return false;
+        }
+      }
+      if (x != (1u << 16) || (wend && wp != wend)) {
+        why = "host check: tile " + std::to_string(t) + " lane " + std::to_string(l) + " final state / word count";
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 struct Gemv {  // M = 1: activations, output and the float64 reference of one copy
   float *d_x = nullptr, *d_y = nullptr;
   std::vector<double> ref, ref_abs;
@@ -496,6 +809,17 @@ static void maybe_run(const char* only, const char* name, bool dflt, const Image
               d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
 
+template <int W, int M, bool MIRROR = false, bool FMA = false>
+static void maybe_run_rows(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
+                           u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
+                           const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
+  const Variant v{name, W, 0};
+  const std::string key = std::string(name) + "," + std::to_string(W) + ",0";
+  if (only ? key != only : !dflt) return;
+  run_variant(v, M, rows_kernel<W, M, MIRROR, FMA>, (size_t)f.n_luts * 16384 + W * (MIRROR ? 4096 : 2048), im4, d_img, d_off, d_luts, f, copies, d_out,
+              d_st, raw, reps, sms, tmap, gv);
+}
+
 }  // namespace lanes
 
 int main(int argc, char** argv) {
@@ -524,7 +848,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lanes_bench: image: %s\n", why.c_str());
     return 1;
   }
+  // the row-order image (rows_kernel), when the frame's shape allows it
+  Image imr, imr4;
+  uint8_t* d_imgr = nullptr;
+  u64* d_offr = nullptr;
+  const bool have_rows = build_rows_image(fb, f, raw, imr, why) && check_rows_image(imr, luts, f, raw, why);
+  if (!have_rows) {
+    std::printf("row-order image: not built (%s)\n", why.c_str());
+  }
   const double w = raw.size() / 2.0;
+  if (std::getenv("LANES_HOST_ONLY")) {  // the host passes only (no GPU needed)
+    std::printf("host passes: image %.4f bits/weight, row-order image %s %.4f bits/weight\n", im.bytes.size() * 8 / w,
+                have_rows ? "checked," : "NOT built,", imr.bytes.size() * 8 / w);
+    return have_rows ? 0 : 1;
+  }
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs; matrix %llu x %llu, tiles %u x %u, %llu tiles per copy, 4 copies per launch\n",
@@ -626,6 +963,18 @@ int main(int argc, char** argv) {
       std::printf("cublas gemv: cuBLAS not available\n");
     }
   }
+  if (have_rows) {
+    std::printf("row-order image %.4f bits/weight (header %.4f, words %.4f, word padding %.4f, raw %.4f)\n",
+                imr.bytes.size() * 8 / w, imr.hdr_bytes * 8 / w, imr.word_bytes * 8 / w, imr.pad_bytes * 8 / w,
+                imr.raw_bytes * 8 / w);
+    for (u64 c = 0; c < copies; ++c)
+      for (u64 t = 0; t < f.num_tiles; ++t) imr4.tile_off.push_back(c * imr.bytes.size() + imr.tile_off[t]);
+    CK(cudaMalloc(&d_imgr, copies * imr.bytes.size()));
+    for (u64 c = 0; c < copies; ++c)
+      CK(cudaMemcpy(d_imgr + c * imr.bytes.size(), imr.bytes.data(), imr.bytes.size(), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&d_offr, imr4.tile_off.size() * 8));
+    CK(cudaMemcpy(d_offr, imr4.tile_off.data(), imr4.tile_off.size() * 8, cudaMemcpyHostToDevice));
+  }
   const char* only = std::getenv("LANES_ONLY");
   const int sms = prop.multiProcessorCount;
 #define RUN(W, SB, M, NAME, DFLT) \
@@ -644,6 +993,27 @@ int main(int argc, char** argv) {
   RUN(16, 1, kGemv, "gemv", true)
   RUN(32, 1, kExact, "exact", true)
 #undef RUN
+#define RUNR(W, M, NAME, DFLT, ...)                                                                               \
+  if (have_rows)                                                                                                 \
+    maybe_run_rows<W, M, ##__VA_ARGS__>(only, NAME, DFLT, imr4, d_imgr, d_offr, d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, \
+                         gv);
+  RUNR(32, kExact, "rows-exact", true)
+  RUNR(16, kExact, "rows-exact", true)
+  RUNR(32, kNoStore, "rows-nostore", true)
+  RUNR(32, kWritePath, "rows-write", true)
+  RUNR(16, kWritePath, "rows-write", true)
+  RUNR(32, kGemv, "rows-gemv", true)
+  RUNR(16, kGemv, "rows-gemv", true)
+  RUNR(32, kExact, "rows-mirror", true, true)
+  RUNR(32, kNoStore, "rows-mirror-nostore", true, true)
+  RUNR(32, kExact, "rows-fma", true, false, true)
+  RUNR(32, kNoStore, "rows-fma-nostore", true, false, true)
+  RUNR(32, kGemv, "rows-fma-gemv", true, false, true)
+  RUNR(32, kExact, "rows-mirror-fma", true, true, true)
+  RUNR(32, kNoStore, "rows-mirror-fma-nostore", true, true, true)
+  RUNR(32, kExact, "rows-exact", true)
+  RUNR(32, kExact, "rows-fma", true, false, true)
+#undef RUNR
   std::printf("lanes_bench: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }
