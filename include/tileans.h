@@ -569,6 +569,47 @@ tileans_result tileans_frame_decode_tile(const struct tileans_frame *frame,
                                          uint8_t *out,
                                          size_t out_cap);
 
+/**
+ * Build the device image of a parsed BF16 or F16 frame into `out[0 .. out_cap)` and store its
+ * length in `*out_len`. Every tile is decoded and checked on the way (a corrupt frame gives
+ * `TILEANS_ERR_CORRUPT` and nothing is written), then plane 0 is re-encoded with one word stream
+ * per lane. The length is known only once the image is built: with `out` NULL or `out_cap` too
+ * small the call returns `TILEANS_ERR_BUFFER_TOO_SMALL` with the length needed in `*out_len`
+ * (having done the work); call again with a buffer of that size. Allocates while building (the
+ * image, about 1.34 bytes per weight), single-threaded.
+ *
+ * Errors: `TILEANS_ERR_NULL_ARGUMENT` (`frame` or `out_len` NULL), `TILEANS_ERR_BAD_OPTION` (the
+ * frame is not BF16 or F16), `TILEANS_ERR_CORRUPT`, `TILEANS_ERR_BUFFER_TOO_SMALL`,
+ * `TILEANS_ERR_INVALID_ARGUMENT` (`out` overlaps the frame).
+ *
+ * # Safety
+ * `frame` must be NULL or a live handle from `tileans_frame_parse`; `out` must be NULL or valid
+ * for writes of `out_cap` bytes; `out_len` must be NULL or valid for a write.
+ */
+tileans_result tileans_image_build(const struct tileans_frame *frame,
+                                   uint8_t *out,
+                                   size_t out_cap,
+                                   size_t *out_len);
+
+/**
+ * Decode the device image in `image[0 .. image_len)` into `out[0 .. decoded size)` with the
+ * CPU reference decoder (row-major units, as the frame would decode). The image is validated
+ * first (header checksum, tables, index) and every tile is checked (lane runs, initial and
+ * final states, word counts). Does not allocate (uses about 16 KiB of stack).
+ *
+ * Errors: `TILEANS_ERR_NULL_ARGUMENT`, the image's parse errors (`TILEANS_ERR_TRUNCATED`,
+ * `TILEANS_ERR_BAD_MAGIC`, `TILEANS_ERR_HEADER_CHECKSUM`, ...), `TILEANS_ERR_CORRUPT`,
+ * `TILEANS_ERR_BUFFER_TOO_SMALL`, `TILEANS_ERR_INVALID_ARGUMENT` (overlapping buffers).
+ *
+ * # Safety
+ * `image` must be valid for reads of `image_len` bytes (or NULL with `image_len == 0`); `out`
+ * must be valid for writes of `out_cap` bytes (or NULL with `out_cap == 0`).
+ */
+tileans_result tileans_image_decode(const uint8_t *image,
+                                    size_t image_len,
+                                    uint8_t *out,
+                                    size_t out_cap);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

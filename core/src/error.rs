@@ -25,6 +25,11 @@ pub enum Corruption {
     },
     /// Padding bytes at the end of a section are not zero.
     Padding,
+    /// A device-image lane's first word is out of order or outside the tile's words.
+    LaneStart {
+        /// The lane.
+        lane: u8,
+    },
 }
 
 /// Every way parsing, decoding or encoding can fail.
@@ -132,6 +137,7 @@ impl fmt::Display for Corruption {
                 write!(f, "lane {lane} ends in a state the encoder did not start from")
             }
             Corruption::Padding => f.write_str("non-zero padding"),
+            Corruption::LaneStart { lane } => write!(f, "lane {lane}'s word run is out of order or out of range"),
         }
     }
 }
@@ -142,7 +148,7 @@ impl fmt::Display for Error {
             Error::Truncated { needed, have } => {
                 write!(f, "truncated frame: {needed} bytes needed, {have} present")
             }
-            Error::BadMagic => f.write_str("not a tileans frame (bad magic bytes)"),
+            Error::BadMagic => f.write_str("not a tileans frame or device image (bad magic bytes)"),
             Error::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             Error::UnknownFlags(x) => write!(f, "unknown flag bits {x:#06x}"),
             Error::UnknownElemType(c) => write!(f, "unknown element type code {c}"),

@@ -24,6 +24,7 @@ mod elem;
 mod encode;
 mod error;
 mod frame;
+pub mod image;
 #[allow(unsafe_code)]
 pub mod simd;
 mod stats;

@@ -24,6 +24,7 @@ fn committed_fuzz_inputs_replay_cleanly() {
     let n = replay("decode", support::fuzz_logic::decode_arbitrary)
         + replay("round_trip", support::fuzz_logic::round_trip)
         + replay("single_tile", support::fuzz_logic::single_tile)
-        + replay("simd_vs_scalar", support::kernels::simd_vs_scalar);
+        + replay("simd_vs_scalar", support::kernels::simd_vs_scalar)
+        + replay("image", support::fuzz_logic::image_arbitrary);
     assert!(n > 0, "no committed fuzz inputs found under fuzz/regressions");
 }

@@ -6,7 +6,8 @@
 //! gpu_suite mini-weights OUTDIR          the few tensors the suite reads, as small safetensors
 //! gpu_suite bench-src OUT.tan            4096 x 4096 BF16 of real weights (MiniLM), 64 x 512 tiles
 //! gpu_suite bench-prep IN.tan OUTDIR G.. decode IN.tan (CPU), write OUTDIR/raw.bin, re-encode at
-//!                                        each geometry G = ROWSxCOLS[tTABLES] into OUTDIR/G.tan
+//!                                        each geometry G = ROWSxCOLS[tTABLES] into OUTDIR/G.tan,
+//!                                        and its device image (docs/FORMAT.md section 11) G.tai
 //! ```
 //! Weights are read from `$TILEANS_WEIGHTS` (default `.cache/weights`, see scripts/fetch-weights.sh);
 //! when a file is missing the suite falls back to synthetic data and says so.
@@ -14,12 +15,15 @@
 //! Manifest lines (whitespace separated; a trailing `q` marks the small cases run under
 //! compute-sanitizer):
 //! `full NAME FRAME EXPECTED` · `tile NAME FRAME T EXPECTED` · `corrupt NAME FRAME OKMASK`
-//! (one byte per tile: 1 when the CPU decoder accepts the tile) · `reject NAME FRAME`.
+//! (one byte per tile: 1 when the CPU decoder accepts the tile) · `reject NAME FRAME`; and for the
+//! device images of the BF16 and F16 cases, built by `tileans::image::build`:
+//! `image NAME IMAGE EXPECTED` · `image-corrupt NAME IMAGE OKMASK` · `image-reject NAME IMAGE`.
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use tileans::image::{self, Image};
 use tileans::{encode, ElemType, EncodeOptions, Frame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -122,6 +126,14 @@ impl Suite {
             let tf = self.write(&format!("{name}.tile{t}.raw"), &tile)?;
             self.manifest.push(format!("tile {name} {fr} {t} {tf}{q}"));
         }
+        if matches!(elem, ElemType::Bf16 | ElemType::F16) {
+            let img = image::build(&f)?;
+            let mut back = vec![0u8; data.len()];
+            Image::parse(&img)?.decode_into(&mut back)?;
+            assert_eq!(back, data, "CPU round trip of {name}'s device image");
+            let im = self.write(&format!("{name}.tai"), &img)?;
+            self.manifest.push(format!("image {name} {im} {ex}{q}"));
+        }
         let (tr, tc) = f.tile_shape();
         let modes: Vec<String> = (0..elem.planes())
             .map(|p| {
@@ -168,6 +180,38 @@ impl Suite {
         let nbad = ok.iter().filter(|&&x| x == 0).count();
         eprintln!("  {name}: {flips} flips, {nbad} of {} tiles rejected by the CPU decoder", ok.len());
         self.manifest.push(format!("corrupt {name} {fr} {om} q"));
+        Ok(())
+    }
+
+    /// Corrupt copies of a device image (flips in the records only, so that it parses): the
+    /// expected per-tile verdict comes from the CPU reference decoder.
+    fn image_corrupt(&mut self, name: &str, img: &[u8], seed: u64, flips: usize) -> Res<()> {
+        let p = Image::parse(img)?;
+        let index_at = image::IMAGE_HEADER_BYTES + u32::from_le_bytes(img[44..48].try_into()?) as usize;
+        let records_at = index_at + image::IMAGE_ENTRY_BYTES * p.num_tiles() as usize;
+        let mut r = Rng(seed | 1);
+        let mut bad = img.to_vec();
+        for _ in 0..flips {
+            let at = records_at + (r.next() as usize) % (img.len() - records_at);
+            bad[at] ^= 1 << (r.next() % 8);
+        }
+        let g = Image::parse(&bad)?;
+        let mut table = tileans::DecodeTable::new();
+        let mut scratch = vec![0u8; g.decoded_len()];
+        let ok: Vec<u8> =
+            (0..g.num_tiles()).map(|t| g.decode_tile_into_tensor(t, &mut scratch, &mut table).is_ok() as u8).collect();
+        let fr = self.write(&format!("{name}.tai"), &bad)?;
+        let om = self.write(&format!("{name}.ok"), &ok)?;
+        let nbad = ok.iter().filter(|&&x| x == 0).count();
+        eprintln!("  {name}: {flips} flips, {nbad} of {} tiles rejected by the CPU decoder", ok.len());
+        self.manifest.push(format!("image-corrupt {name} {fr} {om} q"));
+        Ok(())
+    }
+
+    fn image_reject(&mut self, name: &str, bytes: &[u8]) -> Res<()> {
+        assert!(Image::parse(bytes).is_err(), "{name} must be rejected by the CPU parser too");
+        let fr = self.write(&format!("{name}.tai"), bytes)?;
+        self.manifest.push(format!("image-reject {name} {fr} q"));
         Ok(())
     }
 
@@ -347,6 +391,25 @@ fn suite(dir: &Path) -> Res<()> {
     magic[1] = b'X';
     s.reject("bad_magic", &magic)?;
 
+    eprintln!("device images, corrupt and truncated:");
+    let img_a = image::build(&Frame::parse(&frame_a)?)?;
+    let img_f = image::build(&Frame::parse(&frame_f)?)?;
+    // many flips: the attention matrix is 384 wide, so half of its raw bytes are padding
+    for (i, flips) in [3usize, 12, 48].iter().enumerate() {
+        s.image_corrupt(&format!("image_corrupt_attn_{i}"), &img_a, 3000 + i as u64, *flips)?;
+    }
+    for (i, flips) in [2usize, 10, 40].iter().enumerate() {
+        s.image_corrupt(&format!("image_corrupt_ffn_{i}"), &img_f, 4000 + i as u64, *flips)?;
+    }
+    s.image_reject("image_trunc", &img_a[..img_a.len() - 16])?;
+    s.image_reject("image_trunc_header", &img_a[..40])?;
+    let mut flip = img_a.clone();
+    flip[70] ^= 0x04; // inside the tables: the header checksum catches it
+    s.image_reject("image_table_flip", &flip)?;
+    let mut frame_as_image = frame_a.clone();
+    frame_as_image.truncate(4096);
+    s.image_reject("image_is_a_frame", &frame_as_image)?;
+
     let mut m = fs::File::create(dir.join("manifest.txt"))?;
     for l in &s.manifest {
         writeln!(m, "{l}")?;
@@ -506,8 +569,38 @@ fn bench_prep(input: &Path, dir: &Path, geoms: &[String]) -> Res<()> {
             t0.elapsed().as_secs_f64()
         );
         fs::write(dir.join(format!("{g}.tan")), &frame)?;
+        if matches!(back.elem_type(), ElemType::Bf16 | ElemType::F16) {
+            let t0 = std::time::Instant::now();
+            let img = image_parallel(&back)?;
+            eprintln!(
+                "{g}: device image {} bytes, {:.4} bits/weight, built in {:.2}s",
+                img.len(),
+                img.len() as f64 * 8.0 / back.elements() as f64,
+                t0.elapsed().as_secs_f64()
+            );
+            fs::write(dir.join(format!("{g}.tai")), &img)?;
+        }
     }
     Ok(())
+}
+
+/// `image::build` with the tiles spread over the machine's threads.
+fn image_parallel(f: &Frame) -> Res<Vec<u8>> {
+    let n = f.num_tiles();
+    let threads = std::thread::available_parallelism().map(|x| x.get()).unwrap_or(2) as u64;
+    let parts: Vec<Result<Vec<image::ImageTile>, tileans::Error>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|i| {
+                sc.spawn(move || (n * i / threads..n * (i + 1) / threads).map(|t| image::build_tile(f, t)).collect())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("image thread")).collect()
+    });
+    let mut tiles = Vec::new();
+    for p in parts {
+        tiles.extend(p?);
+    }
+    Ok(image::assemble(f, &tiles)?)
 }
 
 fn main() -> Res<()> {

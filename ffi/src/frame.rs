@@ -36,7 +36,7 @@ pub struct tileans_tile_extent {
 /// # Safety
 /// `frame` must be NULL or a handle returned by `tileans_frame_parse` and not yet freed, whose
 /// buffer is still valid; the reference must not outlive the handle.
-unsafe fn frame_ref<'a>(frame: *const tileans_frame) -> Result<&'a Frame<'static>, tileans_result> {
+pub(crate) unsafe fn frame_ref<'a>(frame: *const tileans_frame) -> Result<&'a Frame<'static>, tileans_result> {
     require(frame)?;
     if !frame.is_aligned() {
         return Err(tileans_result::TILEANS_ERR_INVALID_ARGUMENT);

@@ -24,6 +24,7 @@
 mod boundary;
 mod encode;
 mod frame;
+mod image;
 mod result;
 
 pub use encode::{tileans_encode, tileans_encode_bound, tileans_encode_options, tileans_encode_options_default};
@@ -34,6 +35,7 @@ pub use frame::{
     tileans_frame_rank, tileans_frame_shape, tileans_frame_tile, tileans_frame_tile_decoded_size,
     tileans_frame_tile_shape, tileans_tile_extent,
 };
+pub use image::{tileans_image_build, tileans_image_decode};
 pub use result::tileans_result;
 
 use core::ffi::{c_char, CStr};

@@ -112,3 +112,20 @@ pub fn reseal(frame: &mut [u8]) {
     let sum = xxhash_rust::xxh64::xxh64(&frame[..header_len - 8], 0);
     frame[header_len - 8..header_len].copy_from_slice(&sum.to_le_bytes());
 }
+
+/// Recompute a device image's header checksum (docs/FORMAT.md section 11) after editing its
+/// header, tables or index, when the header's lengths allow it.
+pub fn reseal_image(img: &mut [u8]) {
+    if img.len() < 64 {
+        return;
+    }
+    let tables = u32::from_le_bytes(img[44..48].try_into().unwrap()) as u64;
+    let tiles = u64::from_le_bytes(img[32..40].try_into().unwrap());
+    let Some(end) = tiles.checked_mul(16).and_then(|i| i.checked_add(64 + tables)) else { return };
+    if end > img.len() as u64 {
+        return;
+    }
+    use xxhash_rust::xxh64::xxh64;
+    let sum = xxh64(&img[64..end as usize], xxh64(&img[..56], 0));
+    img[56..64].copy_from_slice(&sum.to_le_bytes());
+}
