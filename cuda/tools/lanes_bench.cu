@@ -74,11 +74,11 @@ __device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b &
 }
 // Two BF16 units from their exponents (LUT entries ea, eb) and raw bytes RB, RB+1 of word rw:
 // rotate_right_16((exp << 8) | raw, 1) for both halves.
-template <int RB, bool FMA = false>
+template <int RB>
 __device__ __forceinline__ u32 pair_units(u32 ea, u32 eb, u32 rw) {
   const u32 y = __byte_perm(ea, eb, 0x0040);
   const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);  // raw_a exp_a raw_b exp_b
-  return lop3_e4(FMA ? __umulhi(X, 0x80000000u) : X >> 1, X * 32768u, 0x7FFF7FFFu);  // FMA: the shift as a high multiply
+  return lop3_e4(X >> 1, X * 32768u, 0x7FFF7FFFu);
 }
 
 template <int SB>
@@ -113,48 +113,53 @@ __device__ __forceinline__ void flush_rows(const uint8_t* stage, uint8_t* __rest
 
 // The lane's own word stream, 16 bytes at a time through a 16-slot ring of u32 in shared memory
 // (slot k of lane l at ring[32 k]: no bank conflicts), kept at least 11 slots ahead of the reader.
-template <bool MIRROR = false>  // MIRROR: slots 0..15 mirrored at 16..31, so a window never wraps
+// PAIR: a 32-slot ring refilled 32 bytes (one L2 sector) at a time, two loads back to back, so
+// that each sector of the words is requested from L2 once (Nsight Compute: with 16-byte refills
+// the second half of a sector mostly misses L1 and is read again).
+template <bool PAIR = false>
 struct WordRing {
+  static constexpr u32 kSlots = PAIR ? 32u : 16u;
   u32* ring;      // this lane's slot 0
   u32 ring_s;     // its shared-window address
-  u64 pfa;        // global address of the 16 bytes in pf
-  uint4 pf;       // the next 16 bytes of the stream, loaded ahead
+  u64 pfa;        // global address of the bytes in pf (and pf2)
+  uint4 pf, pf2;  // the next 16 (PAIR: 32) bytes of the stream, loaded ahead
   u32 p;          // word index (relative to the first aligned address) of the next unread word
   u32 loaded;     // u32 index one past the last staged
   __device__ __forceinline__ void push(uint4 v) {
-    u32* d = ring + ((loaded & 15u) << 5);
+    u32* d = ring + ((loaded & (kSlots - 1)) << 5);
     d[0] = v.x;
     d[32] = v.y;
     d[64] = v.z;
     d[96] = v.w;
-    if (MIRROR) {
-      d[512] = v.x;
-      d[544] = v.y;
-      d[576] = v.z;
-      d[608] = v.w;
-    }
     loaded += 4;
+  }
+  __device__ __forceinline__ void fetch() {
+    pf = ldg16(pfa);
+    if (PAIR) pf2 = ldg16(pfa + 16);
   }
   __device__ __forceinline__ void start(u32* lane_ring, u64 wa) {
     ring = lane_ring;
     ring_s = tileans_cuda::smem_addr(lane_ring);
-    pfa = wa & ~15ull;
+    pfa = wa & (PAIR ? ~31ull : ~15ull);
     p = (u32)(wa - pfa) >> 1;
     loaded = 0;
 #pragma unroll
-    for (int i = 0; i < 3; ++i) {
-      push(ldg16(pfa));
-      pfa += 16;
+    for (int i = 0; i < (PAIR ? 2 : 3); ++i) {
+      fetch();
+      push(pf);
+      if (PAIR) push(pf2);
+      pfa += PAIR ? 32 : 16;
     }
-    pf = ldg16(pfa);
+    fetch();
   }
   // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
   __device__ __forceinline__ void refill() {
     while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < 11u)) {
       if (loaded - (p >> 1) < 11u) {
         push(pf);
-        pfa += 16;
-        pf = ldg16(pfa);
+        if (PAIR) push(pf2);
+        pfa += PAIR ? 32 : 16;
+        fetch();
       }
     }
   }
@@ -163,52 +168,40 @@ struct WordRing {
 // 16 steps of one lane: 4 groups of 4 steps, each starting from a window of the lane's next four
 // words (bl, bh) read from the ring; PRMT picks the word a renormalising lane takes. Field
 // extractions and x >> scale_bits are high multiplies (FMA pipe, not ALU). e[] gets the LUT entries.
-// FMA: the slot address and q + bias on the FMA pipe (the ALU pipe is the busier one, Nsight Compute):
-// 4 x - 4 M q = 4 (x mod M), and mad.hi adds q to the high half of (ee << 12) * 4096.
-__device__ __forceinline__ u32 mad_lo(u32 a, u32 b, u32 c) {
-  u32 d;
-  asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
+// PRED: the renormalisation as predicated PTX (setp, @p prmt, @p add), so that advancing the word
+// selector is one predicated add instead of an add and a predicated move.
+__device__ __forceinline__ void renorm_pred(u32& x, u32 xn, u32 bl, u32 bh, u32& selw) {
+  // selw <= 0x76 while a word can still be taken: every selector nibble is < 8 (no sign mode)
+  asm("{\n\t.reg .pred p;\n\t.reg .b32 w;\n\tsetp.lt.u32 p, %2, 65536;\n\tprmt.b32 w, %3, %4, %1;\n\t"
+      "mov.b32 %0, %2;\n\t@p prmt.b32 %0, %2, w, 0x1054;\n\t@p add.u32 %1, %1, 0x22;\n\t}"
+      : "=&r"(x), "+r"(selw)
+      : "r"(xn), "r"(bl), "r"(bh));
 }
-__device__ __forceinline__ u32 mad_hi(u32 a, u32 b, u32 c) {
-  u32 d;
-  asm("mad.hi.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-template <bool MIRROR, bool FMA = false>
-__device__ __forceinline__ void decode16(u32& x, WordRing<MIRROR>& wr, u32 lut_s, u32 mask, u32 qmul, u32 e[16]) {
-  const u32 negm4 = 0u - ((mask + 1u) << 2);
+template <bool PAIR, bool PRED = false>
+__device__ __forceinline__ void decode16(u32& x, WordRing<PAIR>& wr, u32 lut_s, u32 mask, u32 qmul, u32 e[16]) {
 #pragma unroll
   for (int g = 0; g < 4; ++g) {
     const u32 i0 = wr.p >> 1, sh = (wr.p & 1u) << 4;  // window of words p .. p+3
-    u32 a0, a1, a2;
-    if (MIRROR) {  // one address, three immediate offsets
-      const u32 a = wr.ring_s + ((wr.p << 6) & 0x780u);
-      a0 = lds(a), a1 = lds(a + 128), a2 = lds(a + 256);
-    } else {
-      a0 = lds(wr.ring_s + ((i0 & 15u) << 7)), a1 = lds(wr.ring_s + (((i0 + 1) & 15u) << 7)),
-      a2 = lds(wr.ring_s + (((i0 + 2) & 15u) << 7));
-    }
+    constexpr u32 km = WordRing<PAIR>::kSlots - 1;
+    const u32 a0 = lds(wr.ring_s + ((i0 & km) << 7)), a1 = lds(wr.ring_s + (((i0 + 1) & km) << 7)),
+              a2 = lds(wr.ring_s + (((i0 + 2) & km) << 7));
     const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
     u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      u32 ee, xn;
-      if (FMA) {
-        const u32 q = __umulhi(x, qmul);
-        ee = lds(mad_lo(q, negm4, mad_lo(x, 4u, lut_s)));
-        xn = mad_lo(__umulhi(ee, 4096u), q, mad_hi(ee * 4096u, 4096u, q));
+      const u32 ee = lds(lut_s + ((x & mask) << 2));
+      const u32 q = __umulhi(x, qmul);
+      const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
+      const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
+      const u32 xn = f1 * q + (q + bias);
+      if (PRED) {
+        renorm_pred(x, xn, bl, bh, selw);
       } else {
-        ee = lds(lut_s + ((x & mask) << 2));
-        const u32 q = __umulhi(x, qmul);
-        const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
-        const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
-        xn = f1 * q + (q + bias);
+        const u32 w = __byte_perm(bl, bh, selw);
+        const bool need = xn < tileans_cuda::kL;
+        x = need ? __byte_perm(xn, w, 0x1054) : xn;
+        selw += need ? 0x22u : 0u;
       }
-      const u32 w = __byte_perm(bl, bh, selw);
-      const bool need = xn < tileans_cuda::kL;
-      x = need ? __byte_perm(xn, w, 0x1054) : xn;
-      selw += need ? 0x22u : 0u;
       e[4 * g + u] = ee;
     }
     wr.p += (selw & 0xFu) >> 1;
@@ -216,13 +209,12 @@ __device__ __forceinline__ void decode16(u32& x, WordRing<MIRROR>& wr, u32 lut_s
 }
 
 // The 16 units of a block, as 8 u32 pairs, from the LUT entries and the 16 raw bytes in r.
-template <bool FMA = false>
 __device__ __forceinline__ void units16(const u32 e[16], uint4 r, u32 o[8]) {
   const u32 rw[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    o[2 * i] = pair_units<0, FMA>(e[4 * i], e[4 * i + 1], rw[i]);
-    o[2 * i + 1] = pair_units<2, FMA>(e[4 * i + 2], e[4 * i + 3], rw[i]);
+    o[2 * i] = pair_units<0>(e[4 * i], e[4 * i + 1], rw[i]);
+    o[2 * i + 1] = pair_units<2>(e[4 * i + 2], e[4 * i + 3], rw[i]);
   }
 }
 
@@ -364,7 +356,7 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
 // registers (two STG.128, 512 contiguous bytes each): no staging in shared memory, and each row of
 // the output is written in one piece. The words are a fresh per-lane encoding (the frame's tables,
 // the symbols in this order), made on the host.
-template <int WARPS, int M, bool MIRROR = false, bool FMA = false>
+template <int WARPS, int M, bool PAIR = false, bool PRED = false>
 __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restrict__ img,
                                                           const u64* __restrict__ tile_off,
                                                           const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
@@ -378,12 +370,14 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
     reinterpret_cast<uint4*>(smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts_g) + i);
   __syncthreads();
   const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
-  u32* ring = reinterpret_cast<u32*>(smem + n_luts * 16384u + warp * (MIRROR ? 4096u : 2048u)) + lane;
+  u32* ring = reinterpret_cast<u32*>(smem + n_luts * 16384u + warp * (PAIR ? 4096u : 2048u)) + lane;
   u32 sink = 0;
   const u32 mask = (1u << sb) - 1u;
   const u32 qmul = 1u << (32 - sb);
   const u64 T = tiles_per_copy * copies;
-  u64 t = (u64)blockIdx.x * WARPS + warp;
+  // tiles dealt round-robin over the blocks: with one wave of tiles (4096 tiles, 132 x 32 warps)
+  // every SM gets 31 or 32 of them, instead of 128 SMs 32 each and 4 SMs none
+  u64 t = (u64)warp * gridDim.x + blockIdx.x;
   const u64 tstep = (u64)gridDim.x * WARPS;
   Hdr nxt;
   if (t < T) nxt = load_hdr(img, tile_off, t, lane);
@@ -394,7 +388,7 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
     u32 x = cur.x;
     const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
     const u32 lut_s = tileans_cuda::smem_addr(smem) + cur.table * 16384u;
-    WordRing<MIRROR> wr;
+    WordRing<PAIR> wr;
     wr.start(ring, reinterpret_cast<u64>(cur.h + kHdr + cur.lstart));
     uint8_t* orow = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2 + 16 * lane;
     const u32 nb = cur.S / 16;
@@ -421,10 +415,10 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
 #pragma unroll
           for (int u = 0; u < 16; ++u) e[u] = x + u;
         } else {
-          decode16<MIRROR, FMA>(x, wr, lut_s, mask, qmul, e);
+          decode16<PAIR, PRED>(x, wr, lut_s, mask, qmul, e);
         }
         u32 o[8];
-        units16<FMA>(e, r, o);
+        units16(e, r, o);
         if (M == kGemv) {
           float s0 = 0.f, s1 = 0.f;
 #pragma unroll
@@ -809,14 +803,14 @@ static void maybe_run(const char* only, const char* name, bool dflt, const Image
               d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
 
-template <int W, int M, bool MIRROR = false, bool FMA = false>
+template <int W, int M, bool PAIR = false, bool PRED = false>
 static void maybe_run_rows(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
                            u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
                            const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
   const Variant v{name, W, 0};
   const std::string key = std::string(name) + "," + std::to_string(W) + ",0";
   if (only ? key != only : !dflt) return;
-  run_variant(v, M, rows_kernel<W, M, MIRROR, FMA>, (size_t)f.n_luts * 16384 + W * (MIRROR ? 4096 : 2048), im4, d_img, d_off, d_luts, f, copies, d_out,
+  run_variant(v, M, rows_kernel<W, M, PAIR, PRED>, (size_t)f.n_luts * 16384 + W * (PAIR ? 4096 : 2048), im4, d_img, d_off, d_luts, f, copies, d_out,
               d_st, raw, reps, sms, tmap, gv);
 }
 
@@ -1004,15 +998,15 @@ int main(int argc, char** argv) {
   RUNR(16, kWritePath, "rows-write", true)
   RUNR(32, kGemv, "rows-gemv", true)
   RUNR(16, kGemv, "rows-gemv", true)
-  RUNR(32, kExact, "rows-mirror", true, true)
-  RUNR(32, kNoStore, "rows-mirror-nostore", true, true)
-  RUNR(32, kExact, "rows-fma", true, false, true)
-  RUNR(32, kNoStore, "rows-fma-nostore", true, false, true)
-  RUNR(32, kGemv, "rows-fma-gemv", true, false, true)
-  RUNR(32, kExact, "rows-mirror-fma", true, true, true)
-  RUNR(32, kNoStore, "rows-mirror-fma-nostore", true, true, true)
+  RUNR(32, kExact, "rows-pred", true, false, true)
+  RUNR(32, kNoStore, "rows-pred-nostore", true, false, true)
+  RUNR(32, kGemv, "rows-pred-gemv", true, false, true)
+  RUNR(32, kExact, "rows-pair-pred", true, true, true)
+  RUNR(32, kNoStore, "rows-pair-pred-nostore", true, true, true)
+  RUNR(32, kGemv, "rows-pair-pred-gemv", true, true, true)
   RUNR(32, kExact, "rows-exact", true)
-  RUNR(32, kExact, "rows-fma", true, false, true)
+  RUNR(32, kExact, "rows-pred", true, false, true)
+  RUNR(32, kExact, "rows-pair-pred", true, true, true)
 #undef RUNR
   std::printf("lanes_bench: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
