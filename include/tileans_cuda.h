@@ -58,6 +58,7 @@ typedef unsigned long long uint64_t;
 #define TILEANS_CUDA_TILE_FINAL_STATE 0x08u /* a final state differs from the initial encoder state */
 #define TILEANS_CUDA_TILE_PADDING 0x10u /* non-zero section padding */
 #define TILEANS_CUDA_TILE_LAYOUT 0x20u /* descriptor or section outside the frame (device copy differs) */
+#define TILEANS_CUDA_TILE_LANE_START 0x40u /* device image: lane start offsets not 0 = start[0] <= ... <= W */
 
 /*
  * One frame's decode as the kernels see it (device memory or kernel parameter). 128 bytes, all
@@ -90,6 +91,27 @@ typedef struct tileans_cuda_job {
     uint8_t reserved[11];
 } tileans_cuda_job;
 
+/*
+ * A parsed, validated device image header (docs/FORMAT.md section 11), filled by
+ * tileans_cuda_image_parse(). Plain data: the image kernels (tileans_cuda_image.cuh) take it by
+ * value. Offsets in bytes from the image's first byte.
+ */
+typedef struct tileans_cuda_image {
+    uint64_t rows, cols;      /* matrix view, units */
+    uint64_t grid_rows, grid_cols, num_tiles;
+    uint64_t index_at;        /* tile index: 64 + tables_len */
+    uint64_t records_at;      /* first record: index_at + 16 num_tiles */
+    uint64_t image_len;       /* total bytes */
+    uint64_t decoded_len;     /* bytes of the decoded tensor: rows * cols * 2 */
+    uint32_t tile_rows, tile_cols;
+    uint32_t tables_len;      /* bytes of the table area (multiple of 16) */
+    uint32_t n_tables;        /* K, 0..16: LUTs the decode needs */
+    uint8_t elem_type;        /* 1 BF16, 2 F16 */
+    uint8_t scale_bits;
+    uint8_t reserved[6];
+    uint32_t table_at[16];    /* offset of table i */
+} tileans_cuda_image;
+
 /* Byte offsets of the stored frequency tables that a LUT-building kernel reads. */
 typedef struct tileans_cuda_lut_tasks {
     uint32_t table_at[TILEANS_CUDA_MAX_LUTS]; /* offset of stored table i in the frame */
@@ -114,7 +136,8 @@ typedef enum tileans_cuda_status {
     TILEANS_CUDA_ERR_INVALID_HEADER = 6,   /* any other header / table / index violation */
     TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL = 7,
     TILEANS_CUDA_ERR_CUDA = 8,             /* a CUDA call failed; see cudaGetLastError() */
-    TILEANS_CUDA_ERR_TOO_LARGE = 9         /* more tiles or LUTs than one launch handles */
+    TILEANS_CUDA_ERR_TOO_LARGE = 9,        /* more tiles or LUTs than one launch handles */
+    TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL = 10 /* output buffer shorter than the decoded tensor */
 } tileans_cuda_status;
 
 /* A parsed, validated frame header (host memory). */
@@ -190,6 +213,44 @@ tileans_cuda_status tileans_cuda_decode_batch_async(const tileans_cuda_plan *pla
 tileans_cuda_status tileans_cuda_decode_async(const tileans_cuda_frame *f, const void *d_src, void *d_dst,
                                               uint32_t *d_status, void *d_workspace, size_t workspace_len,
                                               cudaStream_t stream);
+
+/*
+ * Device images (docs/FORMAT.md section 11; device code in tileans_cuda_image.cuh). Flow:
+ *   1. Host: tileans_cuda_image_parse() validates the header, the tables (each summing to
+ *      2^scale_bits), the checksum and every index entry (descriptors; records contiguous, each as
+ *      long as its entry implies, the last ending at image_len). `bytes` must hold at least the
+ *      header, tables and index (`available` >= records_at; the whole image is fine); the records
+ *      are checked tile by tile on the device.
+ *   2. tileans_cuda_image_workspace_size() -> caller allocates a device workspace (the LUTs,
+ *      n_tables x 16 KiB; 0 bytes when every tile is RAW or CONST).
+ *   3. tileans_cuda_image_decode_async(): builds the LUTs into the workspace and decodes the whole
+ *      tensor in two launches. No allocation, no synchronisation, no host copy: capture-safe.
+ *      Device-side findings go to the per-tile status array (0 = ok, else TILEANS_CUDA_TILE_*
+ *      bits; a flagged tile's output is unspecified), never to the return code.
+ * Pointers: d_image, d_out and d_workspace 16-byte aligned (cudaMalloc gives 256).
+ */
+tileans_cuda_status tileans_cuda_image_parse(const uint8_t *bytes, size_t available, uint64_t image_len,
+                                             tileans_cuda_image *out);
+
+/* Device workspace bytes for decoding this image (its LUTs). */
+size_t tileans_cuda_image_workspace_size(const tileans_cuda_image *im);
+
+/*
+ * Build the image's LUTs (im->n_tables x 16 KiB) into d_luts from the image already on the device:
+ * one launch, for engines that decode image tiles in their own kernels. Returns TILEANS_CUDA_OK
+ * at once when n_tables is 0.
+ */
+tileans_cuda_status tileans_cuda_image_build_luts_async(const tileans_cuda_image *im, const uint8_t *d_image,
+                                                        uint32_t *d_luts, cudaStream_t stream);
+
+/*
+ * Decode the whole image into d_out (row-major, im->decoded_len bytes; out_len must be at least
+ * that) with its num_tiles statuses in d_tile_status (nullable). d_workspace holds
+ * tileans_cuda_image_workspace_size(im) bytes (may be null when that is 0).
+ */
+tileans_cuda_status tileans_cuda_image_decode_async(const tileans_cuda_image *im, const uint8_t *d_image,
+                                                    uint8_t *d_out, size_t out_len, uint32_t *d_tile_status,
+                                                    void *d_workspace, size_t workspace_len, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

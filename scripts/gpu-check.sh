@@ -6,12 +6,16 @@
 #   2. correctness suite: frames of real weights (every element type, edge tiles, single tiles,
 #      shared-memory tile decodes, batched launch, CUDA-graph replay, corrupt and truncated frames)
 #      decoded bit-exact against the CPU decoder's output
-#   3. compute-sanitizer memcheck on the small cases (corrupt frames included)
+#   2b. device images (include/tileans_cuda_image.cuh): the suite's .tai cases decoded bit-exact
+#      through every launch configuration, corrupt images flagged tile by tile as the CPU decoder
+#      rejects them, a tile into shared memory, graph capture; malformed images refused by the parser
+#   3. compute-sanitizer memcheck on the small cases (corrupt frames and images included)
 #   4. the Rust crate's GPU tests (cudarc + NVRTC: the same header compiled at run time)
 #   5. benchmark: BF16 decode GB/s of 4 x 16 Mi real weights per launch, per tile geometry, the
 #      device-to-device copy bound, one-tile decode time and the all-SM tile rate; the step-chain
-#      latencies; then the per-lane word stream prototype (cuda/tools/lanes_bench.cu) on the
-#      32x512 frame, checked bit-exact, with its diagnostic variants
+#      latencies; the device image G.tai of each geometry beside its frame (same table); then the
+#      per-lane word stream prototype (cuda/tools/lanes_bench.cu) on the 32x512 frame, checked
+#      bit-exact, with its diagnostic variants
 #
 # Rust is not needed on the GPU machine: the suite generator (cuda/examples/gpu_suite.rs) and the
 # Rust test binary are built on a development machine and found in $TILEANS_GPU_CARRY (default
@@ -71,6 +75,7 @@ fi
 wait
 if [ -x "$WORK/gpu_check" ]; then note "build: ok (nvcc sm_90)"; else note "build: FAILED"; cat "$OUTDIR/build.log"; exit 1; fi
 grep -A2 "Function properties for tileans_cuda_decode_kernel" "$OUTDIR/ptxas.log" | tail -2
+grep -A2 "Function properties for _ZN12tileans_cuda5image13decode_kernelILi1ELb1E" "$OUTDIR/ptxas.log" | tail -2
 
 if [ "$MODE" != "--bench-only" ]; then
   # ---- 2. correctness suite -----------------------------------------------------------------
@@ -78,12 +83,19 @@ if [ "$MODE" != "--bench-only" ]; then
   head -1 "$OUTDIR/suite-gen.log"
   "$WORK/gpu_check" suite "$WORK/suite" 2>&1 | tee "$OUTDIR/suite.log" | grep -E "^(FAIL|device)" | head -40
   note "suite: $(tail -1 "$OUTDIR/suite.log")"
+  # ---- 2b. device images --------------------------------------------------------------------
+  "$WORK/gpu_check" image "$WORK/suite" 2>&1 | tee "$OUTDIR/image.log" | grep -E "^(FAIL|device|no image)" | head -40
+  note "images: $(tail -1 "$OUTDIR/image.log")"
   # ---- 3. memcheck --------------------------------------------------------------------------
   if command -v compute-sanitizer >/dev/null 2>&1; then
     compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$WORK/gpu_check" suite "$WORK/suite" --quick \
       > "$OUTDIR/memcheck.log" 2>&1
     rc=$?
     note "memcheck (--quick cases): rc=$rc, $(grep -E 'ERROR SUMMARY' "$OUTDIR/memcheck.log" | tail -1); $(grep 'passed' "$OUTDIR/memcheck.log" | tail -1)"
+    compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 "$WORK/gpu_check" image "$WORK/suite" --quick \
+      > "$OUTDIR/memcheck-image.log" 2>&1
+    rc=$?
+    note "memcheck (--quick images): rc=$rc, $(grep -E 'ERROR SUMMARY' "$OUTDIR/memcheck-image.log" | tail -1); $(grep 'passed' "$OUTDIR/memcheck-image.log" | tail -1)"
   else
     note "memcheck: compute-sanitizer not found"
   fi
@@ -99,7 +111,7 @@ if [ "$MODE" != "--no-bench" ]; then
   # ---- 5. benchmark -------------------------------------------------------------------------
   if [ -f "$CARRY/bench_64x512.tan" ]; then
     "$SUITE_BIN" bench-prep "$CARRY/bench_64x512.tan" "$WORK/bench" $GEOMS > "$OUTDIR/bench-prep.log" 2>&1
-    "$WORK/gpu_check" bench "$WORK/bench" $GEOMS 2>&1 | tee "$OUTDIR/bench.log" | tail -14
+    "$WORK/gpu_check" bench "$WORK/bench" $GEOMS 2>&1 | tee "$OUTDIR/bench.log" | tail -22
     note "bench: $(tail -1 "$OUTDIR/bench.log")"
     grep "one warp" "$OUTDIR/bench.log"
     "$WORK/gpu_check" chains > "$OUTDIR/chains.txt" 2>&1 && cat "$OUTDIR/chains.txt"

@@ -5,9 +5,15 @@
 //                                   bit-exact against the CPU decoder's output; --quick: the cases
 //                                   marked `q` (for compute-sanitizer)
 //   gpu_check chains                latency of the decode step's instructions (one warp, clock64)
+//   gpu_check image DIR [--quick]   the device-image cases of DIR/manifest.txt (image, image-corrupt,
+//                                   image-reject): whole-image decodes bit-exact through every launch
+//                                   configuration, statuses of corrupt images against the CPU
+//                                   decoder's verdicts, a tile into shared memory, graph capture;
+//                                   --parse: the host parse pass only
 //   gpu_check bench DIR G...        BF16 throughput on DIR/G.tan (4 device copies decoded in one
 //                                   batched launch), checked against DIR/raw.bin; the copy bound;
-//                                   single-tile decode time and all-SM tile rate
+//                                   single-tile decode time and all-SM tile rate; the same for the
+//                                   device image DIR/G.tai when it exists
 //
 // Built as one translation unit with the shim and the kernels:
 //   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/gpu_check.cu -o gpu_check
@@ -53,7 +59,8 @@ static std::vector<Case> manifest(const std::string& dir) {
     c.name = tok[1];
     c.frame = dir + "/" + tok[2];
     c.quick = tok.back() == "q";
-    if (c.kind == "full" || c.kind == "corrupt") c.expected = dir + "/" + tok[3];
+    if (c.kind == "full" || c.kind == "corrupt" || c.kind == "image" || c.kind == "image-corrupt")
+      c.expected = dir + "/" + tok[3];
     if (c.kind == "tile") {
       c.tile = std::stoull(tok[3]);
       c.expected = dir + "/" + tok[4];
@@ -386,6 +393,269 @@ static void test_reject(const Case& c) {
   verdict(l.st != TILEANS_CUDA_OK, c.name + " (rejected: " + tileans_cuda_status_str(l.st) + ")");
 }
 
+// ---- device images (include/tileans_cuda_image.cuh, docs/FORMAT.md section 11) ---------------
+static bool is_image_case(const Case& c) { return c.kind.compare(0, 5, "image") == 0; }
+
+struct LoadedImage {
+  std::vector<uint8_t> bytes;
+  tileans_cuda_image im;
+  tileans_cuda_status st;
+};
+
+static LoadedImage load_image(const std::string& path) {
+  LoadedImage l;
+  l.bytes = slurp(path);
+  l.st = tileans_cuda_image_parse(l.bytes.data(), l.bytes.size(), l.bytes.size(), &l.im);
+  return l;
+}
+
+// Host pass of one image case: accepted ones parse the same from the header, tables and index
+// alone, and report truncation one byte short of that; rejected ones are refused.
+static void test_image_parse(const Case& c) {
+  LoadedImage l = load_image(c.frame);
+  if (c.kind == "image-reject") {
+    verdict(l.st != TILEANS_CUDA_OK, c.name + " (image rejected: " + tileans_cuda_status_str(l.st) + ")");
+    return;
+  }
+  bool ok = l.st == TILEANS_CUDA_OK;
+  std::string d = tileans_cuda_status_str(l.st);
+  if (ok && c.kind == "image") {
+    const size_t want = slurp(c.expected).size();
+    ok = want == l.im.decoded_len;
+    if (!ok) d = "decoded_len " + std::to_string(l.im.decoded_len) + " vs expected " + std::to_string(want);
+  }
+  if (ok && c.kind == "image-corrupt" && slurp(c.expected).size() != l.im.num_tiles) {
+    ok = false;
+    d = "okmask length differs from num_tiles";
+  }
+  if (ok) {
+    tileans_cuda_image h;
+    const tileans_cuda_status s1 = tileans_cuda_image_parse(l.bytes.data(), l.im.records_at, l.bytes.size(), &h);
+    const bool same = s1 == TILEANS_CUDA_OK && std::memcmp(&h, &l.im, sizeof h) == 0;
+    const tileans_cuda_status s2 = tileans_cuda_image_parse(l.bytes.data(), l.im.records_at - 1, l.bytes.size(), &h);
+    if (!same || s2 != TILEANS_CUDA_ERR_TRUNCATED) {
+      ok = false;
+      d = std::string("header-only parse: ") + tileans_cuda_status_str(s1) + (same ? "" : " (differs)") +
+          ", one byte short: " + tileans_cuda_status_str(s2);
+    }
+  }
+  verdict(ok, c.name + " (" + c.kind + ", parse)", d);
+}
+
+// The launch configurations a test decodes with: the API's own choice and each forced one that
+// fits this device (forced paths build the LUTs themselves and call the shim's launcher).
+static const ImagePath kImagePaths[] = {ImagePath::kAuto, ImagePath::kSmem32, ImagePath::kSmem16, ImagePath::kGlobal};
+static const char* path_name(ImagePath p) {
+  switch (p) {
+    case ImagePath::kSmem32: return "smem LUTs, 32 warps";
+    case ImagePath::kSmem16: return "smem LUTs, 16 warps";
+    case ImagePath::kGlobal: return "global LUTs, 32 warps";
+    default: return "decode_async";
+  }
+}
+static bool path_fits(const tileans_cuda_image& im, ImagePath p) {
+  return image_config(&im, p).smem <= (size_t)device_smem_optin();
+}
+
+// Decode `l` on the device with path p into out (poisoned first, 16 guard bytes after the tensor)
+// and statuses into st. Returns the call's status.
+static tileans_cuda_status image_decode(const LoadedImage& l, ImagePath p, const uint8_t* d_img, uint8_t* d_out,
+                                        uint32_t* d_st) {
+  const tileans_cuda_image& im = l.im;
+  CK(cudaMemset(d_out, 0xA5, im.decoded_len + 16));
+  CK(cudaMemset(d_st, 0xFF, im.num_tiles * 4 + 4));
+  const size_t wsl = tileans_cuda_image_workspace_size(&im);
+  Dev<uint8_t> ws(wsl);
+  tileans_cuda_status s;
+  if (p == ImagePath::kAuto) {
+    s = tileans_cuda_image_decode_async(&im, d_img, d_out, im.decoded_len, d_st, ws.p, wsl, 0);
+  } else {
+    s = tileans_cuda_image_build_luts_async(&im, d_img, reinterpret_cast<uint32_t*>(ws.p), 0);
+    if (s == TILEANS_CUDA_OK)
+      s = launch_image(&im, d_img, 0, reinterpret_cast<uint32_t*>(ws.p), d_out, 0, d_st, 1, 0, p);
+  }
+  CK(cudaDeviceSynchronize());
+  CK(cudaGetLastError());
+  return s;
+}
+
+static bool tail_untouched(const uint8_t* d_out, uint64_t len) {
+  std::vector<uint8_t> tail(16);
+  CK(cudaMemcpy(tail.data(), d_out + len, 16, cudaMemcpyDeviceToHost));
+  return std::all_of(tail.begin(), tail.end(), [](uint8_t b) { return b == 0xA5; });
+}
+
+// An engine-style kernel: one warp decodes tile t into shared memory with its own LUT selector
+// (only the tile's table staged), then copies the packed tile (rows x cols x 2 bytes) out.
+struct OneLut {  // every table number maps to the one staged LUT
+  unsigned base;
+  __device__ tileans_cuda::SharedLut operator()(unsigned) const { return tileans_cuda::SharedLut{base}; }
+};
+template <int ELEM>
+__global__ void engine_image_tile_kernel(const __grid_constant__ tileans_cuda_image im, const unsigned char* img,
+                                         const unsigned int* luts, unsigned long long t, unsigned char* out,
+                                         unsigned int* status) {
+  extern __shared__ __align__(16) unsigned char sm[];
+  using namespace tileans_cuda;
+  u32* lut_s = reinterpret_cast<u32*>(sm);
+  uint8_t* ring = sm + TILEANS_CUDA_LUT_BYTES;
+  uint8_t* tile_s = ring + image::kRingBytes;
+  const image::Tile tl = image::tile_at(im, img, t);
+  if (!tl.flags && tl.mode == kModeAns)
+    load_lut_to_smem(lut_s, luts + (u64)tl.table * TILEANS_CUDA_LUT_ENTRIES, lane_id(), 32);
+  __syncwarp();
+  const u64 rs = (u64)tl.cols * 2;
+  const u32 f = image::decode_tile_rows<ELEM>(tl, OneLut{smem_addr(lut_s)}, im.scale_bits, ring, tile_s, rs);
+  __syncwarp();
+  for (u64 i = lane_id(); i < tl.rows * rs; i += 32) out[i] = tile_s[i];
+  if (lane_id() == 0) *status = f;
+}
+
+// Tile t of the expected tensor, packed (rows x cols units).
+static std::vector<uint8_t> expected_tile(const std::vector<uint8_t>& want, const tileans_cuda_image& im, uint64_t t) {
+  const uint64_t gi = t / im.grid_cols, gj = t % im.grid_cols, r0 = gi * im.tile_rows, c0 = gj * im.tile_cols;
+  const uint64_t r = std::min<uint64_t>(im.tile_rows, im.rows - r0), c = std::min<uint64_t>(im.tile_cols, im.cols - c0);
+  std::vector<uint8_t> out;
+  for (uint64_t j = 0; j < r; ++j) {
+    const uint8_t* row = want.data() + ((r0 + j) * im.cols + c0) * 2;
+    out.insert(out.end(), row, row + c * 2);
+  }
+  return out;
+}
+
+static void test_image(const Case& c) {
+  LoadedImage l = load_image(c.frame);
+  if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, std::string("image parse: ") + tileans_cuda_status_str(l.st));
+  const tileans_cuda_image& im = l.im;
+  const std::vector<uint8_t> want = slurp(c.expected);
+  if (want.size() != im.decoded_len) return verdict(false, c.name, "expected size differs from decoded_len");
+  Dev<uint8_t> img(l.bytes.size()), out(im.decoded_len);
+  Dev<uint32_t> st(im.num_tiles);
+  img.upload(l.bytes.data(), l.bytes.size());
+  for (ImagePath p : kImagePaths) {
+    if (!path_fits(im, p)) continue;
+    const tileans_cuda_status s = image_decode(l, p, img.p, out.p, st.p);
+    if (s != TILEANS_CUDA_OK) {
+      verdict(false, c.name + " (" + path_name(p) + ")", tileans_cuda_status_str(s));
+      continue;
+    }
+    const auto got = out.download();
+    const auto sts = st.download();
+    const bool ok_st = std::all_of(sts.begin(), sts.end(), [](uint32_t x) { return x == 0; });
+    verdict(got == want && ok_st, c.name + " (" + path_name(p) + ")", first_diff(got, want) + "; " + status_summary(sts));
+    verdict(tail_untouched(out.p, im.decoded_len), c.name + " (" + path_name(p) + ", no write past end)");
+  }
+  // the API's argument checks
+  const size_t wsl = tileans_cuda_image_workspace_size(&im);
+  Dev<uint8_t> ws(wsl);
+  if (im.decoded_len) {
+    const tileans_cuda_status s =
+        tileans_cuda_image_decode_async(&im, img.p, out.p, im.decoded_len - 1, st.p, ws.p, wsl, 0);
+    verdict(s == TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL, c.name + " (short output refused)", tileans_cuda_status_str(s));
+  }
+  if (wsl) {
+    const tileans_cuda_status s =
+        tileans_cuda_image_decode_async(&im, img.p, out.p, im.decoded_len, st.p, ws.p, wsl - 1, 0);
+    verdict(s == TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL, c.name + " (short workspace refused)", tileans_cuda_status_str(s));
+  }
+  // captured in a CUDA graph and replayed
+  if (im.num_tiles) {
+    cudaStream_t stream;
+    CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const tileans_cuda_status s =
+        tileans_cuda_image_decode_async(&im, img.p, out.p, im.decoded_len, st.p, ws.p, wsl, stream);
+    CK(cudaStreamEndCapture(stream, &g));
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    CK(cudaMemset(out.p, 0x5A, im.decoded_len));
+    CK(cudaGraphLaunch(ge, stream));
+    CK(cudaStreamSynchronize(stream));
+    const auto got = out.download();
+    verdict(s == TILEANS_CUDA_OK && got == want, c.name + " (decode_async in a graph)", first_diff(got, want));
+    CK(cudaGraphExecDestroy(ge));
+    CK(cudaGraphDestroy(g));
+    CK(cudaStreamDestroy(stream));
+  }
+  // first and last tile decoded into shared memory by an engine-style kernel
+  if (im.num_tiles) {
+    Dev<uint32_t> luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
+    CK(cudaGetLastError());
+    const tileans_cuda_status s = tileans_cuda_image_build_luts_async(&im, img.p, luts.p, 0);
+    for (uint64_t t : {uint64_t(0), im.num_tiles - 1}) {
+      const std::vector<uint8_t> wt = expected_tile(want, im, t);
+      const size_t smem = TILEANS_CUDA_LUT_BYTES + tileans_cuda::image::kRingBytes + ((wt.size() + 15) & ~size_t(15));
+      if (smem > (size_t)device_smem_optin()) continue;
+      auto k = im.elem_type == 1 ? engine_image_tile_kernel<1> : engine_image_tile_kernel<2>;
+      CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, device_smem_optin()));
+      Dev<uint8_t> tout(wt.size());
+      Dev<uint32_t> ts(1);
+      CK(cudaMemset(tout.p, 0xA5, wt.size() + 16));
+      k<<<1, 32, smem>>>(im, img.p, luts.p, t, tout.p, ts.p);
+      CK(cudaDeviceSynchronize());
+      CK(cudaGetLastError());
+      const auto got = tout.download();
+      const uint32_t ss = ts.download()[0];
+      verdict(s == TILEANS_CUDA_OK && got == wt && ss == 0, c.name + " (tile " + std::to_string(t) + " into shared memory)",
+              first_diff(got, wt) + "; status " + std::to_string(ss));
+      if (im.num_tiles == 1) break;
+    }
+  }
+}
+
+static void test_image_corrupt(const Case& c) {
+  LoadedImage l = load_image(c.frame);
+  if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, "image parse (header, tables and index are intact)");
+  const tileans_cuda_image& im = l.im;
+  const std::vector<uint8_t> okmask = slurp(c.expected);
+  if (okmask.size() != im.num_tiles) return verdict(false, c.name, "okmask length differs from num_tiles");
+  Dev<uint8_t> img(l.bytes.size()), out(im.decoded_len);
+  Dev<uint32_t> st(im.num_tiles);
+  img.upload(l.bytes.data(), l.bytes.size());
+  for (ImagePath p : kImagePaths) {
+    if (!path_fits(im, p)) continue;
+    const tileans_cuda_status s = image_decode(l, p, img.p, out.p, st.p);
+    const auto sts = st.download();
+    size_t mism = 0, flagged = 0;
+    std::string detail;
+    for (size_t t = 0; t < sts.size(); ++t) {
+      flagged += sts[t] != 0;
+      if ((sts[t] == 0) != (okmask[t] != 0)) {
+        if (++mism <= 4)
+          detail += " tile " + std::to_string(t) + ": gpu status " + std::to_string(sts[t]) + ", cpu " +
+                    (okmask[t] ? "ok" : "error") + ";";
+      }
+    }
+    verdict(s == TILEANS_CUDA_OK && mism == 0,
+            c.name + " (" + path_name(p) + ", " + std::to_string(flagged) + " tiles flagged)",
+            std::string(tileans_cuda_status_str(s)) + detail);
+    verdict(tail_untouched(out.p, im.decoded_len), c.name + " (" + path_name(p) + ", no write past end)");
+  }
+}
+
+static int run_image(const std::string& dir, bool quick, bool parse_only) {
+  const std::vector<Case> cases = manifest(dir);
+  size_t n = 0;
+  if (!parse_only) {
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s, %d SMs, %d KiB shared memory per block (opt-in)\n", prop.name, prop.multiProcessorCount,
+                device_smem_optin() / 1024);
+  }
+  for (const Case& c : cases) {
+    if (!is_image_case(c) || (quick && !c.quick)) continue;
+    ++n;
+    if (parse_only || c.kind == "image-reject") test_image_parse(c);
+    else if (c.kind == "image") test_image(c);
+    else if (c.kind == "image-corrupt") test_image_corrupt(c);
+  }
+  if (!n) std::printf("no image cases in %s/manifest.txt\n", dir.c_str());
+  std::printf("gpu_check image%s%s: %zu cases, %d passed, %d failed\n", parse_only ? " --parse" : "",
+              quick ? " --quick" : "", n, g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
+
 static int run_suite(const std::string& dir, bool quick, bool parse_only) {
   const std::vector<Case> cases = manifest(dir);
   std::vector<Case> sel;
@@ -393,6 +663,10 @@ static int run_suite(const std::string& dir, bool quick, bool parse_only) {
     if (!quick || c.quick) sel.push_back(c);
   if (parse_only) {
     for (const Case& c : sel) {
+      if (is_image_case(c)) {
+        test_image_parse(c);
+        continue;
+      }
       Loaded l = load(c.frame);
       if (c.kind == "reject") {
         test_reject(c);
@@ -484,6 +758,108 @@ static void run_chains() {
 }
 
 // ---- benchmark --------------------------------------------------------------------------------
+
+// One warp decoding image tiles 0..n-1 in sequence (every LUT staged): the per-tile latency.
+template <int ELEM>
+__global__ void image_seq_kernel(const __grid_constant__ tileans_cuda_image im, const unsigned char* img,
+                                 const unsigned int* luts, unsigned char* out, unsigned int* status, unsigned int n) {
+  extern __shared__ __align__(16) unsigned char sm[];
+  using namespace tileans_cuda;
+  for (u32 i = lane_id(); i < im.n_tables * (TILEANS_CUDA_LUT_ENTRIES / 4); i += 32)
+    reinterpret_cast<uint4*>(sm)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
+  __syncwarp();
+  void* ring = sm + im.n_tables * TILEANS_CUDA_LUT_BYTES;
+  const u64 rs = im.cols * 2;
+  for (u64 t = 0; t < n; ++t) {
+    const image::Tile tl = image::tile_at(im, img, t);
+    const u32 f = image::decode_tile_rows<ELEM>(tl, image::SmemLuts{smem_addr(sm)}, im.scale_bits, ring,
+                                                out + tl.row0 * rs + tl.col0 * 2, rs);
+    if (lane_id() == 0) status[t] = f;
+  }
+}
+
+// The device image DIR/G.tai: R copies decoded by one launch of the bulk image kernel (as the
+// frames are by one batched launch), checked bit-exact against raw.bin; decode_async of one copy
+// (LUT build included); one warp decoding the first 64 tiles in sequence. Appends a table row.
+static void bench_image(const std::string& dir, const std::string& g, const std::vector<uint8_t>& raw, size_t R,
+                        int reps, double copy_gbs, cudaStream_t s, std::vector<std::string>& rows) {
+  LoadedImage l = load_image(dir + "/" + g + ".tai");
+  const tileans_cuda_image& im = l.im;
+  if (l.st != TILEANS_CUDA_OK || im.decoded_len != raw.size()) {
+    verdict(false, "bench " + g + ".tai", std::string("parse or size: ") + tileans_cuda_status_str(l.st));
+    return;
+  }
+  const double bits = l.bytes.size() * 8.0 / (raw.size() / 2.0);
+  const uint64_t stride = (l.bytes.size() + 255) & ~uint64_t(255), T = im.num_tiles;
+  Dev<uint8_t> img(R * stride), out(R * raw.size());
+  Dev<uint32_t> st(R * T), luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
+  for (size_t i = 0; i < R; ++i)
+    CK(cudaMemcpy(img.p + i * stride, l.bytes.data(), l.bytes.size(), cudaMemcpyHostToDevice));
+  CK(cudaMemset(out.p, 0xEE, R * raw.size()));
+  CK(cudaMemset(st.p, 0xFF, R * T * 4));
+  if (tileans_cuda_image_build_luts_async(&im, img.p, luts.p, s) != TILEANS_CUDA_OK) {
+    verdict(false, "bench " + g + ".tai", "LUT build");
+    return;
+  }
+  CK(cudaStreamSynchronize(s));
+  const ImageConfig cfg = image_config(&im, ImagePath::kAuto);
+  tileans_cuda_status ls = TILEANS_CUDA_OK;
+  const double ms = time_ms(
+      [&] {
+        const tileans_cuda_status r = launch_image(&im, img.p, stride, luts.p, out.p, raw.size(), st.p, (uint32_t)R, s);
+        if (r != TILEANS_CUDA_OK) ls = r;
+      },
+      reps, s);
+  bool ok = ls == TILEANS_CUDA_OK;
+  for (size_t i = 0; i < R && ok; ++i) {
+    std::vector<uint8_t> got(raw.size());
+    CK(cudaMemcpy(got.data(), out.p + i * raw.size(), raw.size(), cudaMemcpyDeviceToHost));
+    if (got != raw) {
+      ok = false;
+      std::printf("%s.tai copy %zu: %s\n", g.c_str(), i, first_diff(got, raw).c_str());
+    }
+  }
+  const auto sts = st.download();
+  ok = ok && std::all_of(sts.begin(), sts.end(), [](uint32_t x) { return x == 0; });
+  verdict(ok, "bench " + g + ".tai output bit-exact", status_summary(sts));
+  const double gbs = R * raw.size() / ms / 1e6;
+  // one image through the public entry point (LUT build + decode)
+  const size_t wsl = tileans_cuda_image_workspace_size(&im);
+  Dev<uint8_t> ws(wsl);
+  const double ms1 = time_ms(
+      [&] { tileans_cuda_image_decode_async(&im, img.p, out.p, raw.size(), st.p, ws.p, wsl, s); }, reps, s);
+  // one warp, the first 64 tiles in sequence
+  const unsigned seq = (unsigned)std::min<uint64_t>(64, T);
+  const size_t smem_seq = (size_t)im.n_tables * TILEANS_CUDA_LUT_BYTES + tileans_cuda::image::kRingBytes;
+  double us_tile = -1;
+  if (smem_seq <= (size_t)device_smem_optin()) {
+    auto k = im.elem_type == 1 ? image_seq_kernel<1> : image_seq_kernel<2>;
+    CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, device_smem_optin()));
+    const double ms_seq =
+        time_ms([&] { k<<<1, 32, smem_seq, s>>>(im, img.p, luts.p, out.p, st.p, seq); }, std::max(3, reps / 4), s);
+    const auto st1 = st.download();
+    verdict(std::all_of(st1.begin(), st1.begin() + seq, [](uint32_t x) { return x == 0; }), "bench " + g + ".tai tile ok");
+    us_tile = ms_seq * 1000.0 / seq;
+    int clk_khz = 0;
+    CK(cudaDeviceGetAttribute(&clk_khz, cudaDevAttrClockRate, 0));
+    const double steps = 8.0 * im.tile_rows * ((im.tile_cols + 255) / 256);  // per lane
+    std::printf("%-10s image, one warp, one tile at a time: %.2f us/tile (%.0f cycles per step at %d MHz)\n",
+                g.c_str(), us_tile, us_tile * clk_khz / 1e3 / steps, clk_khz / 1000);
+  }
+  std::printf("%-10s image kernel: %s LUTs, %u warps per block, %zu bytes of shared memory\n", g.c_str(),
+              cfg.smem_luts ? "shared-memory" : "global-memory", cfg.warps, cfg.smem);
+  const double syms_tile = (double)raw.size() / 2 / T;
+  char tpb[16], ust[16], tgb[16];
+  std::snprintf(tpb, sizeof tpb, "w%u", cfg.warps);
+  std::snprintf(ust, sizeof ust, us_tile < 0 ? "-" : "%.2f", us_tile);
+  std::snprintf(tgb, sizeof tgb, us_tile < 0 ? "-" : "%.0f", syms_tile * 2 / us_tile / 1e3);
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "%-10s %6.3f %6llu %5s %6.3f %7.0f %6.3f %7.0f %8s %8s %7s %8s %5.0f%% %s",
+                (g + ".tai").c_str(), bits, (unsigned long long)T, tpb, ms, gbs, ms1, raw.size() / ms1 / 1e6, ust, tgb,
+                "-", "-", 100.0 * gbs / (copy_gbs / (1.0 + bits / 16.0)), ok ? "yes" : "NO");
+  rows.push_back(buf);
+  std::printf("%s\n", buf);
+}
 
 static int run_bench(const std::string& dir, const std::vector<std::string>& geoms, int reps) {
   cudaDeviceProp prop;
@@ -605,11 +981,17 @@ static int run_bench(const std::string& dir, const std::vector<std::string>& geo
       cudaFree(dsts[i]);
     }
   }
+  // device images beside the frames (gpu_suite bench-prep writes G.tai next to G.tan)
+  for (const std::string& g : geoms)
+    if (std::ifstream(dir + "/" + g + ".tai").good()) bench_image(dir, g, raw, R, reps, copy_gbs, s, rows);
   std::printf("\n# %s; copy bound %.0f GB/s read+write; elements per frame %zu, %zu frames per batched launch\n",
               prop.name, copy_gbs, raw.size() / 2, R);
   std::printf("# bulk: batched launch of 4 frames (GB/s of BF16 output); one: decode_async of 1 frame incl. LUT "
               "build;\n# tile: one warp decoding tiles in sequence (us per tile, GB/s of that warp); all-SM: every "
               "tile via the single-tile kernel, 4 warps/block; bound%%: bulk over copy/(1+bits/16)\n");
+  std::printf("# G.tai rows: the device image of G (tileans_cuda_image.cuh): bulk = one launch of the image kernel "
+              "over the 4 copies,\n# tpb = warps per block; one = tileans_cuda_image_decode_async incl. LUT build; "
+              "tile = one warp, first 64 tiles\n");
   std::printf("%-10s %6s %6s %5s %6s %7s %6s %7s %8s %8s %7s %8s %6s %s\n", "geometry", "bits", "tiles", "tpb",
               "bulk_ms", "bulk_GBs", "one_ms", "one_GBs", "us/tile", "tile_GBs", "all_ms", "all_GBs", "bound%",
               "exact");
@@ -626,12 +1008,22 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "parse") return run_suite(argv[2], false, true);
   if (argc >= 3 && std::string(argv[1]) == "suite")
     return run_suite(argv[2], argc >= 4 && std::string(argv[3]) == "--quick", false);
+  if (argc >= 3 && std::string(argv[1]) == "image") {
+    bool quick = false, parse_only = false;
+    for (int i = 3; i < argc; ++i) {
+      quick = quick || std::string(argv[i]) == "--quick";
+      parse_only = parse_only || std::string(argv[i]) == "--parse";
+    }
+    return run_image(argv[2], quick, parse_only);
+  }
   if (argc >= 4 && std::string(argv[1]) == "bench") {
     std::vector<std::string> g(argv + 3, argv + argc);
     int reps = 20;
     if (const char* r = std::getenv("GPU_CHECK_REPS")) reps = std::max(3, std::atoi(r));
     return run_bench(argv[2], g, reps);
   }
-  std::fprintf(stderr, "usage: gpu_check parse DIR | suite DIR [--quick] | bench DIR GEOMETRY...\n");
+  std::fprintf(stderr,
+               "usage: gpu_check parse DIR | suite DIR [--quick] | image DIR [--quick] [--parse] | chains | "
+               "bench DIR GEOMETRY...\n");
   return 2;
 }

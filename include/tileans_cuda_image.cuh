@@ -1,0 +1,512 @@
+// tileans_cuda_image.cuh: header-only CUDA device code of the device image (docs/FORMAT.md
+// section 11), the GPU-facing layout of a BF16 or F16 frame: one word stream per rANS lane and
+// units assigned to lanes in row-major chunks of 8, so that a warp decodes a tile row by row and
+// every lane stores its 8 units (16 bytes) straight from registers.
+//
+// Include it from your own kernel to decode image tiles where they are used; it depends only on
+// tileans_cuda.cuh (helpers, LUT building) and tileans_cuda.h (plain structs), and compiles with
+// nvcc (-arch=sm_80 or newer; tuned for sm_90). Everything is warp-cooperative: all 32 lanes call
+// with the same arguments (except where a parameter is per lane).
+//
+//   tileans_cuda::image::tile_at(im, img, t)          tile t's extent, mode and record, the index
+//                                                     entry re-checked against the record lengths
+//                                                     (flags TILEANS_CUDA_TILE_LAYOUT otherwise)
+//   tileans_cuda::image::decode_tile<ELEM>(tile, luts, scale_bits, ring, sink)
+//                                                     one tile, row by row: sink(j, g, units) gets
+//                                                     lane l's 8 units of tile row j, columns
+//                                                     256 g + 8 l .. + 7 (padding columns >= the
+//                                                     tile's width included: the sink drops them);
+//                                                     returns the TILEANS_CUDA_TILE_* bits
+//   tileans_cuda::image::decode_tile_rows<ELEM>(tile, luts, scale_bits, ring, out, row_stride)
+//                                                     the same into row-major memory (global or
+//                                                     shared), padding dropped, widest stores the
+//                                                     alignment allows
+//   tileans_cuda::image::decode_kernel<ELEM, SMEM_LUTS>
+//                                                     bulk decode (image -> dense tensor): one warp
+//                                                     per tile, tiles strided over the warps of a
+//                                                     grid of about one block per SM
+//
+// ELEM is the image's element type code: 1 (BF16) or 2 (F16). LUTs are the frame decoder's
+// (tileans_cuda.h: 4096 u32 per table, (freq-1) << 20 | (slot-cum) << 8 | symbol), built from the
+// image's table area with tileans_cuda::build_lut_block (C: tileans_cuda_image_build_luts_async).
+// A warp needs kRingBytes (2 KiB) of shared memory for the lanes' word rings and, for the fast
+// path, the LUTs in shared memory (SmemLuts); GlobalLuts reads them through L1 instead.
+//
+// Safety: tile_at checks the tile's index entry against the next one (or image_len), so a record
+// is known to be exactly as long as its entry says before a byte of it is read, and every read of
+// a tile then stays inside [offset[t], offset[t+1]): the states, lane starts and word padding are
+// at fixed places, the raw planes are the record's last 1 or 2 blocks, and the lanes' 16-byte word
+// loads (which run up to 64 bytes ahead of a lane's reader, so past the end of its own words) are
+// clamped to the record's last 16 bytes.
+// Lane start offsets are checked before any word is read; a lane that needs a word beyond its own
+// run reads whatever the clamped load gives and is flagged by the final word count. Writes go only
+// to the tile's own units of the output (columns >= the tile's width are dropped).
+#ifndef TILEANS_CUDA_IMAGE_CUH
+#define TILEANS_CUDA_IMAGE_CUH
+
+#include "tileans_cuda.cuh"
+
+namespace tileans_cuda {
+namespace image {
+
+constexpr u32 kHeaderBytes = 64;     // fixed header of an image
+constexpr u32 kEntryBytes = 16;      // one tile-index entry: u64 offset, u32 descriptor, u32 W
+constexpr u32 kAnsHeadBytes = 256;   // X[32] and start[32] before an ANS record's word area
+constexpr u32 kChunk = 8;            // units per lane chunk
+constexpr u32 kChunkCols = 256;      // columns per chunk column (32 lanes x 8 units)
+constexpr u32 kRingBytes = 2048;     // per warp: 16 slots x 32 lanes x u32
+constexpr u32 kRingAhead = 11;       // slots kept staged ahead of a lane's reader (see LaneRing)
+constexpr u32 kBulkWarps = 32;       // warps per block of the bulk kernel (the measured best)
+
+// ---------------------------------------------------------------------------------------------
+// Tile geometry and record, from the index
+// ---------------------------------------------------------------------------------------------
+struct Tile {
+  const uint8_t* rec;  // the record (16-byte aligned when the image is)
+  u64 rec_len;         // bytes, offset[t+1] - offset[t]
+  u64 row0, col0;      // first unit of the tile in the matrix
+  u32 rows, cols;      // extent (edge tiles clipped)
+  u32 G;               // chunk columns, ceil(cols / 256)
+  u32 mode;            // kModeRaw / kModeAns / kModeConst (plane 0)
+  u32 table;           // ANS: table number (< n_tables)
+  u32 sym;             // CONST: the plane-0 symbol
+  u32 W;               // ANS: words of the tile
+  u32 flags;           // TILEANS_CUDA_TILE_LAYOUT: entry and record disagree (nothing may be read)
+};
+
+__device__ __forceinline__ u64 ld_u64(const uint8_t* p) {
+  return __ldg(reinterpret_cast<const unsigned long long*>(p));
+}
+
+// Every lane computes the same (broadcast reads of the index). `img` is the image on the device
+// (16-byte aligned), `im` its parsed header (tileans_cuda_image_parse). The entry is validated
+// here again, against the next entry's offset and image_len: the host parse checked the host's
+// copy, this keeps the device safe if the device copy differs.
+__device__ inline Tile tile_at(const tileans_cuda_image& im, const uint8_t* img, u64 t) {
+  Tile T;
+  const u64 gi = t / im.grid_cols, gj = t - gi * im.grid_cols;
+  T.row0 = gi * im.tile_rows;
+  T.col0 = gj * im.tile_cols;
+  const u64 rr = im.rows - T.row0, cc = im.cols - T.col0;
+  T.rows = (u32)(rr < im.tile_rows ? rr : im.tile_rows);
+  T.cols = (u32)(cc < im.tile_cols ? cc : im.tile_cols);
+  T.G = (T.cols + kChunkCols - 1) / kChunkCols;
+  const uint8_t* e = img + im.index_at + kEntryBytes * t;
+  const uint4 ent = __ldg(reinterpret_cast<const uint4*>(e));
+  const u64 off = (u64)ent.x | ((u64)ent.y << 32);
+  const u64 end = t + 1 < im.num_tiles ? ld_u64(e + kEntryBytes) : im.image_len;
+  const u32 d = ent.z;
+  T.W = ent.w;
+  T.table = (d >> 2) & 0xFu;
+  T.sym = (d >> 8) & 0xFFu;
+  T.mode = d & 3u;
+  const u64 B = (u64)kChunkCols * T.rows * T.G;  // one plane in the raw block layout
+  u64 len = 0;
+  bool ok;
+  switch (d & 3u) {
+    case kModeRaw:
+      ok = d == 0 && T.W == 0;
+      len = 2 * B;
+      break;
+    case kModeAns:
+      ok = (d >> 6) == 0 && T.table < im.n_tables;
+      len = kAnsHeadBytes + ((2ull * T.W + 15) & ~15ull) + B;
+      break;
+    case kModeConst:
+      ok = (d & ~0xFF03u) == 0 && T.W == 0;
+      len = B;
+      break;
+    default:
+      ok = false;
+  }
+  ok = ok && (off & 15u) == 0 && off >= im.records_at && end <= im.image_len && end >= off && end - off == len;
+  T.rec = img + off;
+  T.rec_len = len;
+  T.flags = ok ? 0u : TILEANS_CUDA_TILE_LAYOUT;
+  return T;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LUT selectors: the LUT of table i (all K of the image, consecutive, 16 KiB each)
+// ---------------------------------------------------------------------------------------------
+struct GlobalLut {  // one LUT in global memory, through the read-only path
+  const u32* p;
+  __device__ __forceinline__ u32 operator()(u32 slot) const { return __ldg(p + slot); }
+};
+struct SmemLuts {  // in shared memory: `base` is the shared-window address of LUT 0
+  u32 base;
+  __device__ __forceinline__ SharedLut operator()(u32 table) const {
+    return SharedLut{base + table * (u32)TILEANS_CUDA_LUT_BYTES};
+  }
+};
+struct GlobalLuts {
+  const u32* luts;
+  __device__ __forceinline__ GlobalLut operator()(u32 table) const {
+    return GlobalLut{luts + (u64)table * TILEANS_CUDA_LUT_ENTRIES};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// A lane's own word stream, 16 bytes at a time through a 16-slot ring of u32 in shared memory
+// (slot k of lane l at ring[32 k + l]: no bank conflicts, and no lane touches another's slots, so
+// no warp synchronisation is needed), kept at least kRingAhead slots ahead of the reader. The
+// global loads are clamped to `lim`, the record's last 16 bytes: the read-ahead (up to 14 slots
+// staged plus one 16-byte load in flight) never leaves the record, whatever the words hold.
+// ---------------------------------------------------------------------------------------------
+struct LaneRing {
+  u32 ring_s;  // shared-window address of this lane's slot 0
+  u64 pfa;     // global address of the 16 bytes in pf (before clamping)
+  u64 lim;     // last 16-byte aligned address loads may read
+  uint4 pf;    // the next 16 bytes of the stream, loaded ahead
+  u32 p;       // word index (from the first aligned address) of the next unread word
+  u32 loaded;  // u32 slots staged so far (slot index = loaded mod 16)
+
+  __device__ __forceinline__ uint4 load(u64 a) const {
+    return __ldg(reinterpret_cast<const uint4*>(a < lim ? a : lim));
+  }
+  // asm volatile stores: kept in order with the asm volatile ring loads of decode8
+  __device__ __forceinline__ void push(uint4 v) {
+    const u32 d = ring_s + ((loaded & 15u) << 7);
+    sts_u32(d, v.x);
+    sts_u32(d + 128, v.y);
+    sts_u32(d + 256, v.z);
+    sts_u32(d + 384, v.w);
+    loaded += 4;
+  }
+  __device__ __forceinline__ void start(u32 lane_ring_s, u64 words, u64 last16) {
+    ring_s = lane_ring_s;
+    lim = last16;
+    pfa = words & ~15ull;
+    p = (u32)(words - pfa) >> 1;
+    loaded = 0;
+    uint4 v[3];
+#pragma unroll
+    for (int i = 0; i < 3; ++i) v[i] = load(pfa + 16 * i);
+    pf = load(pfa + 48);
+    pfa += 48;
+#pragma unroll
+    for (int i = 0; i < 3; ++i) push(v[i]);
+  }
+  // Before 16 steps: the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window),
+  // i.e. slots up to (p >> 1) + 9; kRingAhead = 11 leaves margin, and loaded - (p >> 1) <= 14
+  // after a refill keeps the slots still to be read from being overwritten.
+  __device__ __forceinline__ void refill() {
+    while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < kRingAhead)) {
+      if (loaded - (p >> 1) < kRingAhead) {
+        push(pf);
+        pfa += 16;
+        pf = load(pfa);
+      }
+    }
+  }
+};
+
+// 8 steps of one lane (section 6, one word stream per lane): 2 groups of 4 steps, each starting
+// from a window of the lane's next four words (bl, bh) read from the ring; PRMT picks the word a
+// renormalising lane takes. Field extractions and x >> scale_bits are high multiplies (FMA pipe,
+// not ALU). e[] gets the LUT entries (symbol in bits 0..7). The prototype of this loop is
+// rows_kernel in cuda/tools/lanes_bench.cu (measured there; keep the asm loads and the PRMT window).
+template <class Lut>
+__device__ __forceinline__ void decode8(u32& x, LaneRing& wr, Lut lut, u32 mask, u32 qmul, u32 (&e)[8]) {
+#pragma unroll
+  for (int g = 0; g < 2; ++g) {
+    const u32 i0 = wr.p >> 1, sh = (wr.p & 1u) << 4;  // window of words p .. p+3
+    const u32 a0 = lds_u32(wr.ring_s + ((i0 & 15u) << 7));
+    const u32 a1 = lds_u32(wr.ring_s + (((i0 + 1) & 15u) << 7));
+    const u32 a2 = lds_u32(wr.ring_s + (((i0 + 2) & 15u) << 7));
+    const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
+    u32 selw = 0x10u;  // PRMT selector of the next word in (bl, bh): bytes 2c, 2c+1
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const u32 ee = lut(x & mask);
+      const u32 q = __umulhi(x, qmul);               // x >> scale_bits
+      const u32 f1 = __umulhi(ee, 4096u);            // freq - 1
+      const u32 bias = __umulhi(ee * 4096u, 4096u);  // slot - cum
+      const u32 xn = f1 * q + (q + bias);
+      const u32 w = __byte_perm(bl, bh, selw);
+      const bool need = xn < kL;
+      x = need ? __byte_perm(xn, w, 0x1054) : xn;  // (xn << 16) | w
+      selw += need ? 0x22u : 0u;
+      e[4 * g + u] = ee;
+    }
+    wr.p += (selw & 0xFu) >> 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units from the planes (section 2): BF16 rotate_right_16((p0 << 8) | p1, 1), F16 (p0 << 8) | p1
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ u32 lop3_e4(u32 a, u32 b, u32 c) {  // (a & c) | (b & ~c)
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+// Both halves of X = (p0_a << 8 | p1_a) | (p0_b << 8 | p1_b) << 16 rotated right by 1 (BF16).
+template <int ELEM>
+__device__ __forceinline__ u32 finish_pair(u32 X) {
+  if (ELEM == 2) return X;
+  return lop3_e4(X >> 1, X * 32768u, 0x7FFF7FFFu);
+}
+// Two units from their LUT entries ea, eb (symbol in byte 0) and bytes RB, RB+1 of raw word rw.
+template <int ELEM, int RB>
+__device__ __forceinline__ u32 pair_units(u32 ea, u32 eb, u32 rw) {
+  const u32 y = __byte_perm(ea, eb, 0x0040);
+  const u32 X = __byte_perm(rw, y, (5u << 12) | ((RB + 1u) << 8) | (4u << 4) | RB);  // p1_a p0_a p1_b p0_b
+  return finish_pair<ELEM>(X);
+}
+// A lane's 8 units (16 bytes, unit 0 in the low half of .x) from 8 LUT entries and 8 plane-1 bytes.
+template <int ELEM>
+__device__ __forceinline__ uint4 chunk_units(const u32 (&e)[8], uint2 r) {
+  return make_uint4(pair_units<ELEM, 0>(e[0], e[1], r.x), pair_units<ELEM, 2>(e[2], e[3], r.x),
+                    pair_units<ELEM, 0>(e[4], e[5], r.y), pair_units<ELEM, 2>(e[6], e[7], r.y));
+}
+// The same from 8 plane-0 bytes p0 and 8 plane-1 bytes p1 (RAW and CONST tiles).
+template <int ELEM>
+__device__ __forceinline__ uint4 plane_units(uint2 p0, uint2 p1) {
+  return make_uint4(finish_pair<ELEM>(__byte_perm(p1.x, p0.x, 0x5140)),
+                    finish_pair<ELEM>(__byte_perm(p1.x, p0.x, 0x7362)),
+                    finish_pair<ELEM>(__byte_perm(p1.y, p0.y, 0x5140)),
+                    finish_pair<ELEM>(__byte_perm(p1.y, p0.y, 0x7362)));
+}
+
+__device__ __forceinline__ uint2 ld8(const uint8_t* p) { return __ldg(reinterpret_cast<const uint2*>(p)); }
+
+// ---------------------------------------------------------------------------------------------
+// Sinks: where lane l's 8 units of (row j, chunk column g) go
+// ---------------------------------------------------------------------------------------------
+// Row-major memory, every chunk inside the tile and 16-byte aligned (tile width a multiple of 256,
+// output, row stride and first column 16-byte aligned): one 16-byte store per chunk.
+struct FullRows {
+  uint8_t* base;  // the tile's unit (0, 8 lane)
+  u64 row_stride;
+  __device__ __forceinline__ void operator()(u32 j, u32 g, uint4 v) const {
+    *reinterpret_cast<uint4*>(base + (u64)j * row_stride + kChunk * 2 * 32 * g) = v;
+  }
+};
+// Row-major memory, any width and alignment (units 2-byte aligned): units at columns >= the tile's
+// width are dropped, whole chunks stored with the widest access `align` allows.
+struct EdgeRows {
+  uint8_t* base;  // the tile's unit (0, 8 lane)
+  u64 row_stride;
+  int left;       // tile columns from this lane's first column (cols - 8 lane; may be <= 0)
+  u32 align;      // alignment common to every chunk address (2, 4, 8 or 16)
+  __device__ __forceinline__ void operator()(u32 j, u32 g, uint4 v) const {
+    uint8_t* p = base + (u64)j * row_stride + kChunk * 2 * 32 * g;
+    const int n = left - (int)(kChunkCols * g);
+    const u32 w[4] = {v.x, v.y, v.z, v.w};
+    if (n >= (int)kChunk) {
+      if (align >= 16) {
+        *reinterpret_cast<uint4*>(p) = v;
+      } else if (align >= 8) {
+        reinterpret_cast<uint2*>(p)[0] = make_uint2(v.x, v.y);
+        reinterpret_cast<uint2*>(p)[1] = make_uint2(v.z, v.w);
+      } else if (align >= 4) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) reinterpret_cast<u32*>(p)[i] = w[i];
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) reinterpret_cast<unsigned short*>(p)[i] = (unsigned short)(w[i / 2] >> (16 * (i % 2)));
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < (int)kChunk - 1; ++i)
+        if (i < n) reinterpret_cast<unsigned short*>(p)[i] = (unsigned short)(w[i / 2] >> (16 * (i % 2)));
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tile decoders
+// ---------------------------------------------------------------------------------------------
+// RAW and CONST tiles: plane 0 from the record's first block (RAW) or the descriptor (CONST),
+// plane 1 the record's last block. Chunks in batches of 4, loads first (4 round trips in flight).
+template <int ELEM, class Sink>
+__device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
+  const u32 lane = lane_id();
+  const u32 nch = tl.rows * tl.G;
+  const u64 B = (u64)kChunkCols * nch;
+  const uint8_t* p1 = tl.rec + tl.rec_len - B + kChunk * lane;
+  const uint8_t* p0 = tl.rec + kChunk * lane;
+  const bool raw0 = tl.mode == kModeRaw;
+  const u32 c4 = tl.sym * 0x01010101u;
+  u32 j = 0, g = 0;
+#pragma unroll 1
+  for (u32 k0 = 0; k0 < nch; k0 += 4) {
+    uint2 a[4], b[4];
+#pragma unroll
+    for (u32 i = 0; i < 4; ++i) {
+      a[i] = b[i] = make_uint2(c4, c4);
+      if (k0 + i < nch) {
+        b[i] = ld8(p1 + (u64)kChunkCols * (k0 + i));
+        if (raw0) a[i] = ld8(p0 + (u64)kChunkCols * (k0 + i));
+      }
+    }
+#pragma unroll
+    for (u32 i = 0; i < 4; ++i) {
+      if (k0 + i < nch) {
+        sink(j, g, plane_units<ELEM>(a[i], b[i]));
+        if (++g == tl.G) g = 0, ++j;
+      }
+    }
+  }
+}
+
+// ANS tiles (section 11, "Decoding an ANS tile"). Each lane runs S = 8 rows G steps on its own
+// words; per 16 steps (two chunks) one ring refill and the plane-1 bytes of the next two chunks
+// loaded ahead. `lut` is the tile's table, `ring_s` this warp's kRingBytes of shared memory
+// (shared-window address). Returns the warp-uniform TILEANS_CUDA_TILE_* bits.
+template <int ELEM, class Lut, class Sink>
+__device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bits, u32 ring_s, Sink& sink) {
+  const u32 lane = lane_id();
+  const uint8_t* rec = tl.rec;
+  const u32 W = tl.W;
+  u32 x = ld_u32(rec + 4 * lane);
+  const u32 s0 = ld_u32(rec + 128 + 4 * lane);
+  const u32 s1 = lane < 31 ? ld_u32(rec + 132 + 4 * lane) : W;
+  const u64 wbytes = (2ull * W + 15) & ~15ull;  // word area, padded
+  // zero padding of the word area: at most 7 u16 after the W words
+  u32 flags = 0;
+  {
+    const u64 at = kAnsHeadBytes + 2ull * W + 2 * lane;
+    if (at < kAnsHeadBytes + wbytes && ld_u16(rec + at) != 0) flags |= TILEANS_CUDA_TILE_PADDING;
+  }
+  // start[0] = 0 <= start[1] <= ... <= start[31] <= W, checked before any word is read
+  const bool bad_start = (lane == 0 && s0 != 0) || s0 > s1 || s1 > W;
+  if (__any_sync(0xFFFFFFFFu, bad_start))
+    return __reduce_or_sync(0xFFFFFFFFu, flags) | TILEANS_CUDA_TILE_LANE_START;
+  if (x < kL) flags |= TILEANS_CUDA_TILE_INITIAL_STATE;
+  LaneRing wr;
+  wr.start(ring_s + 4 * lane, reinterpret_cast<u64>(rec) + kAnsHeadBytes + 2ull * s0,
+           reinterpret_cast<u64>(rec) + tl.rec_len - 16);
+  const u32 p0 = wr.p;
+  const u32 mask = (1u << scale_bits) - 1u;
+  const u32 qmul = 1u << (32 - scale_bits);  // x >> scale_bits as a high multiply
+  const u32 G = tl.G, nch = tl.rows * G;     // chunks per lane
+  const uint8_t* raw = rec + tl.rec_len - (u64)kChunkCols * nch + kChunk * lane;  // plane 1, chunk k at 256 k
+  // plane-1 bytes of the next two chunks, loaded a pair ahead
+  uint2 ra = ld8(raw), rb = make_uint2(0, 0);
+  if (nch > 1) rb = ld8(raw + kChunkCols);
+  u32 k = 0;  // chunks done (lane order: row-major over (j, g))
+  // two chunks (16 steps) per ring refill, as in the prototype
+  auto two = [&](u32 ja, u32 ga, u32 jb, u32 gb) {
+    wr.refill();
+    const uint2 r0 = ra, r1 = rb;
+    if (k + 2 < nch) ra = ld8(raw + (u64)kChunkCols * (k + 2));
+    if (k + 3 < nch) rb = ld8(raw + (u64)kChunkCols * (k + 3));
+    u32 e[8];
+    decode8(x, wr, lut, mask, qmul, e);
+    sink(ja, ga, chunk_units<ELEM>(e, r0));
+    decode8(x, wr, lut, mask, qmul, e);
+    sink(jb, gb, chunk_units<ELEM>(e, r1));
+    k += 2;
+  };
+  auto one = [&](u32 j, u32 g) {
+    wr.refill();
+    const uint2 r0 = ra;
+    ra = rb;
+    if (k + 2 < nch) rb = ld8(raw + (u64)kChunkCols * (k + 2));
+    u32 e[8];
+    decode8(x, wr, lut, mask, qmul, e);
+    sink(j, g, chunk_units<ELEM>(e, r0));
+    ++k;
+  };
+  if (G == 1) {  // tiles up to 256 wide: rows in pairs
+    u32 j = 0;
+#pragma unroll 1
+    for (; j + 2 <= tl.rows; j += 2) two(j, 0, j + 1, 0);
+    if (j < tl.rows) one(j, 0);
+  } else {
+#pragma unroll 1
+    for (u32 j = 0; j < tl.rows; ++j) {
+      u32 g = 0;
+#pragma unroll 1
+      for (; g + 2 <= G; g += 2) two(j, g, j, g + 1);
+      if (g < G) one(j, g);  // odd G: the row's last chunk alone
+    }
+  }
+  // every lane consumed exactly its own words and ends at L
+  const u32 used = wr.p - p0, own = s1 - s0;
+  if (used > own) flags |= TILEANS_CUDA_TILE_WORDS_EXHAUSTED;
+  if (used < own) flags |= TILEANS_CUDA_TILE_WORDS_LEFT;
+  if (x != kL) flags |= TILEANS_CUDA_TILE_FINAL_STATE;
+  return __reduce_or_sync(0xFFFFFFFFu, flags);
+}
+
+// One tile, any mode. `luts(table)` gives the LUT accessor of a table (SmemLuts, GlobalLuts or
+// your own), `ring` is this warp's kRingBytes of shared memory (16-byte aligned). Nothing is
+// read or written when tl.flags is set (returned as is).
+template <int ELEM, class Luts, class Sink>
+__device__ __forceinline__ u32 decode_tile(const Tile& tl, Luts luts, u32 scale_bits, void* ring, Sink&& sink) {
+  if (tl.flags) return tl.flags;
+  if (tl.mode == kModeAns) return decode_ans<ELEM>(tl, luts(tl.table), scale_bits, smem_addr(ring), sink);
+  decode_plain<ELEM>(tl, sink);
+  return 0;
+}
+
+// One tile into row-major memory: `out` is the tile's first unit (global or shared memory, 2-byte
+// aligned), rows `row_stride` bytes apart (cols * 2 for the whole tensor, tile cols * 2 packed).
+template <int ELEM, class Luts>
+__device__ __forceinline__ u32 decode_tile_rows(const Tile& tl, Luts luts, u32 scale_bits, void* ring, uint8_t* out,
+                                                u64 row_stride) {
+  const u32 lane = lane_id();
+  const u64 al_bits = reinterpret_cast<u64>(out) | row_stride | 16ull;
+  const u32 align = (u32)(al_bits & (~al_bits + 1));
+  uint8_t* base = out + 2 * kChunk * lane;
+  if (align == 16 && tl.cols % kChunkCols == 0)
+    return decode_tile<ELEM>(tl, luts, scale_bits, ring, FullRows{base, row_stride});
+  return decode_tile<ELEM>(tl, luts, scale_bits, ring,
+                           EdgeRows{base, row_stride, (int)tl.cols - (int)(kChunk * lane), align});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk decode: image -> dense tensor (rows x cols units, row-major)
+// ---------------------------------------------------------------------------------------------
+// Dynamic shared memory: the LUTs (SMEM_LUTS: n_tables x 16 KiB) then kRingBytes per warp.
+__host__ __device__ constexpr u32 bulk_smem_bytes(u32 n_tables, u32 warps, bool smem_luts) {
+  return (smem_luts ? n_tables * (u32)TILEANS_CUDA_LUT_BYTES : 0u) + warps * kRingBytes;
+}
+
+// One warp per tile, tiles dealt round-robin over the blocks (launch the blocks the GPU holds at
+// once, about one per SM: 32 warps x 64 registers fill the register file). Measured on an H200
+// (gpu_check bench, 4 x 16 Mi BF16 weights per launch): 1457 GB/s of output at 32 x 512 tiles,
+// against 974 for the frame decoder in the same run. SMEM_LUTS: every LUT staged in shared memory
+// per block (the fast path, measured in lanes_bench); otherwise LUT reads go through L1 (for
+// images whose K LUTs do not fit beside the rings; the host picks, see tileans_cuda.cu).
+// `copies` images of the same bytes at img + c * img_stride decode to out + c * out_stride, their
+// statuses at status[c * num_tiles + t] (benchmarks fill the GPU with copies; otherwise 1).
+// status may be null. Blocks of fewer warps (a multiple of 32 threads up to 1024) work too.
+template <int ELEM, bool SMEM_LUTS>
+__global__ void __launch_bounds__(kBulkWarps * 32, 1)
+    decode_kernel(const __grid_constant__ tileans_cuda_image im, const uint8_t* __restrict__ img, u64 img_stride,
+                  const u32* __restrict__ luts, uint8_t* __restrict__ out, u64 out_stride, u32* __restrict__ status,
+                  u32 copies) {
+  extern __shared__ __align__(16) uint8_t tileans_image_smem[];
+  const u32 nl = SMEM_LUTS ? im.n_tables : 0u;
+  if (SMEM_LUTS) {
+    for (u32 i = threadIdx.x; i < im.n_tables * (TILEANS_CUDA_LUT_ENTRIES / 4); i += blockDim.x)
+      reinterpret_cast<uint4*>(tileans_image_smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
+    __syncthreads();
+  }
+  const u32 warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  void* ring = tileans_image_smem + nl * TILEANS_CUDA_LUT_BYTES + warp * kRingBytes;
+  const u64 row_stride = im.cols * 2;
+  const u64 T = im.num_tiles * copies;
+  // tile t goes to block t mod gridDim: with fewer tiles than warps in the grid, every SM still
+  // gets its share (a warp decodes one tile at a time, latency-bound: busy SMs, not full ones)
+  for (u64 t = (u64)warp * gridDim.x + blockIdx.x; t < T; t += (u64)gridDim.x * nw) {
+    const u64 c = copies > 1 ? t / im.num_tiles : 0, tt = t - c * im.num_tiles;
+    const Tile tl = tile_at(im, img + c * img_stride, tt);
+    uint8_t* o = out + c * out_stride + tl.row0 * row_stride + tl.col0 * 2;
+    u32 f;
+    if (SMEM_LUTS)
+      f = decode_tile_rows<ELEM>(tl, SmemLuts{smem_addr(tileans_image_smem)}, im.scale_bits, ring, o, row_stride);
+    else
+      f = decode_tile_rows<ELEM>(tl, GlobalLuts{luts}, im.scale_bits, ring, o, row_stride);
+    if (status && lane_id() == 0) status[t] = f;
+  }
+}
+
+}  // namespace image
+}  // namespace tileans_cuda
+
+#endif  // TILEANS_CUDA_IMAGE_CUH
