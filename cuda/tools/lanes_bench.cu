@@ -113,53 +113,52 @@ __device__ __forceinline__ void flush_rows(const uint8_t* stage, uint8_t* __rest
 
 // The lane's own word stream, 16 bytes at a time through a 16-slot ring of u32 in shared memory
 // (slot k of lane l at ring[32 k]: no bank conflicts), kept at least 11 slots ahead of the reader.
-// PAIR: a 32-slot ring refilled 32 bytes (one L2 sector) at a time, two loads back to back, so
-// that each sector of the words is requested from L2 once (Nsight Compute: with 16-byte refills
-// the second half of a sector mostly misses L1 and is read again).
-template <bool PAIR = false>
+// EVL: the word loads marked L1::evict_last (a lane reads each 32-byte sector in two halves).
+__device__ __forceinline__ uint4 ldg16_evl(u64 a) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::evict_last.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(a));
+  return v;
+}
+template <bool EVL = false>
 struct WordRing {
-  static constexpr u32 kSlots = PAIR ? 32u : 16u;
+  static constexpr u32 kSlots = 16u;
   u32* ring;      // this lane's slot 0
   u32 ring_s;     // its shared-window address
-  u64 pfa;        // global address of the bytes in pf (and pf2)
-  uint4 pf, pf2;  // the next 16 (PAIR: 32) bytes of the stream, loaded ahead
+  u64 pfa;        // global address of the 16 bytes in pf
+  uint4 pf;       // the next 16 bytes of the stream, loaded ahead
   u32 p;          // word index (relative to the first aligned address) of the next unread word
   u32 loaded;     // u32 index one past the last staged
   __device__ __forceinline__ void push(uint4 v) {
-    u32* d = ring + ((loaded & (kSlots - 1)) << 5);
+    u32* d = ring + ((loaded & 15u) << 5);
     d[0] = v.x;
     d[32] = v.y;
     d[64] = v.z;
     d[96] = v.w;
     loaded += 4;
   }
-  __device__ __forceinline__ void fetch() {
-    pf = ldg16(pfa);
-    if (PAIR) pf2 = ldg16(pfa + 16);
-  }
+  __device__ __forceinline__ uint4 fetch(u64 a) const { return EVL ? ldg16_evl(a) : ldg16(a); }
   __device__ __forceinline__ void start(u32* lane_ring, u64 wa) {
     ring = lane_ring;
     ring_s = tileans_cuda::smem_addr(lane_ring);
-    pfa = wa & (PAIR ? ~31ull : ~15ull);
+    pfa = wa & ~15ull;
     p = (u32)(wa - pfa) >> 1;
     loaded = 0;
 #pragma unroll
-    for (int i = 0; i < (PAIR ? 2 : 3); ++i) {
-      fetch();
-      push(pf);
-      if (PAIR) push(pf2);
-      pfa += PAIR ? 32 : 16;
+    for (int i = 0; i < 3; ++i) {
+      push(fetch(pfa));
+      pfa += 16;
     }
-    fetch();
+    pf = fetch(pfa);
   }
   // the ring must hold words p .. p + 16 + 3 (16 steps, then a 4-word window)
   __device__ __forceinline__ void refill() {
     while (__any_sync(0xFFFFFFFFu, loaded - (p >> 1) < 11u)) {
       if (loaded - (p >> 1) < 11u) {
         push(pf);
-        if (PAIR) push(pf2);
-        pfa += PAIR ? 32 : 16;
-        fetch();
+        pfa += 16;
+        pf = fetch(pfa);
       }
     }
   }
@@ -177,12 +176,12 @@ __device__ __forceinline__ void renorm_pred(u32& x, u32 xn, u32 bl, u32 bh, u32&
       : "=&r"(x), "+r"(selw)
       : "r"(xn), "r"(bl), "r"(bh));
 }
-template <bool PAIR, bool PRED = false>
-__device__ __forceinline__ void decode16(u32& x, WordRing<PAIR>& wr, u32 lut_s, u32 mask, u32 qmul, u32 e[16]) {
+template <bool EVL, bool PRED = false>
+__device__ __forceinline__ void decode16(u32& x, WordRing<EVL>& wr, u32 lut_s, u32 mask, u32 qmul, u32 e[16]) {
 #pragma unroll
   for (int g = 0; g < 4; ++g) {
     const u32 i0 = wr.p >> 1, sh = (wr.p & 1u) << 4;  // window of words p .. p+3
-    constexpr u32 km = WordRing<PAIR>::kSlots - 1;
+    constexpr u32 km = WordRing<EVL>::kSlots - 1;
     const u32 a0 = lds(wr.ring_s + ((i0 & km) << 7)), a1 = lds(wr.ring_s + (((i0 + 1) & km) << 7)),
               a2 = lds(wr.ring_s + (((i0 + 2) & km) << 7));
     const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
@@ -356,7 +355,7 @@ __global__ void __launch_bounds__(WARPS * 32) lanes_kernel(const uint8_t* __rest
 // registers (two STG.128, 512 contiguous bytes each): no staging in shared memory, and each row of
 // the output is written in one piece. The words are a fresh per-lane encoding (the frame's tables,
 // the symbols in this order), made on the host.
-template <int WARPS, int M, bool PAIR = false, bool PRED = false>
+template <int WARPS, int M, int HINT = 0, bool PRED = false>
 __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restrict__ img,
                                                           const u64* __restrict__ tile_off,
                                                           const u32* __restrict__ luts_g, u32 n_luts, u32 sb,
@@ -370,7 +369,7 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
     reinterpret_cast<uint4*>(smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts_g) + i);
   __syncthreads();
   const u32 warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
-  u32* ring = reinterpret_cast<u32*>(smem + n_luts * 16384u + warp * (PAIR ? 4096u : 2048u)) + lane;
+  u32* ring = reinterpret_cast<u32*>(smem + n_luts * 16384u + warp * 2048u) + lane;
   u32 sink = 0;
   const u32 mask = (1u << sb) - 1u;
   const u32 qmul = 1u << (32 - sb);
@@ -388,7 +387,7 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
     u32 x = cur.x;
     const uint8_t* rawp = cur.h + kHdr + cur.wbytes + 16 * lane;
     const u32 lut_s = tileans_cuda::smem_addr(smem) + cur.table * 16384u;
-    WordRing<PAIR> wr;
+    WordRing<(HINT >= 4)> wr;
     wr.start(ring, reinterpret_cast<u64>(cur.h + kHdr + cur.lstart));
     uint8_t* orow = out + copy * copy_bytes + (tt / grid_cols) * 32 * row_stride + (tt % grid_cols) * tc * 2 + 16 * lane;
     const u32 nb = cur.S / 16;
@@ -409,13 +408,16 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
       for (u32 bi = 0; bi < 4; ++bi) {
         wr.refill();
         const uint4 r = rv;
-        if (reads_raw(M) && b + bi + 1 < nb) rv = ldg16(reinterpret_cast<u64>(rawp + (b + bi + 1) * 512u));
+        if (reads_raw(M) && b + bi + 1 < nb) {
+          const uint4* ra = reinterpret_cast<const uint4*>(rawp + (b + bi + 1) * 512u);
+          rv = HINT >= 2 ? __ldcs(ra) : __ldg(ra);  // HINT >= 2: raw bytes read once, evict first
+        }
         u32 e[16];
         if (!decodes(M)) {
 #pragma unroll
           for (int u = 0; u < 16; ++u) e[u] = x + u;
         } else {
-          decode16<PAIR, PRED>(x, wr, lut_s, mask, qmul, e);
+          decode16<(HINT >= 4), PRED>(x, wr, lut_s, mask, qmul, e);
         }
         u32 o[8];
         units16(e, r, o);
@@ -429,8 +431,13 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
           a[bi] = s0 + s1;
         } else if (stores(M)) {
           uint8_t* d = orow + (b + bi) * row_stride;
-          *reinterpret_cast<uint4*>(d) = make_uint4(o[0], o[1], o[2], o[3]);
-          *reinterpret_cast<uint4*>(d + 512) = make_uint4(o[4], o[5], o[6], o[7]);
+          if (HINT == 1 || HINT == 2 || HINT == 4) {  // streaming stores (evict first)
+            __stcs(reinterpret_cast<uint4*>(d), make_uint4(o[0], o[1], o[2], o[3]));
+            __stcs(reinterpret_cast<uint4*>(d + 512), make_uint4(o[4], o[5], o[6], o[7]));
+          } else {
+            *reinterpret_cast<uint4*>(d) = make_uint4(o[0], o[1], o[2], o[3]);
+            *reinterpret_cast<uint4*>(d + 512) = make_uint4(o[4], o[5], o[6], o[7]);
+          }
         } else {
 #pragma unroll
           for (int i = 0; i < 8; ++i) sink ^= o[i];
@@ -803,14 +810,14 @@ static void maybe_run(const char* only, const char* name, bool dflt, const Image
               d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
 
-template <int W, int M, bool PAIR = false, bool PRED = false>
+template <int W, int M, int HINT = 0, bool PRED = false>
 static void maybe_run_rows(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
                            u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
                            const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
   const Variant v{name, W, 0};
   const std::string key = std::string(name) + "," + std::to_string(W) + ",0";
   if (only ? key != only : !dflt) return;
-  run_variant(v, M, rows_kernel<W, M, PAIR, PRED>, (size_t)f.n_luts * 16384 + W * (PAIR ? 4096 : 2048), im4, d_img, d_off, d_luts, f, copies, d_out,
+  run_variant(v, M, rows_kernel<W, M, HINT, PRED>, (size_t)f.n_luts * 16384 + W * 2048, im4, d_img, d_off, d_luts, f, copies, d_out,
               d_st, raw, reps, sms, tmap, gv);
 }
 
@@ -998,15 +1005,20 @@ int main(int argc, char** argv) {
   RUNR(16, kWritePath, "rows-write", true)
   RUNR(32, kGemv, "rows-gemv", true)
   RUNR(16, kGemv, "rows-gemv", true)
-  RUNR(32, kExact, "rows-pred", true, false, true)
-  RUNR(32, kNoStore, "rows-pred-nostore", true, false, true)
-  RUNR(32, kGemv, "rows-pred-gemv", true, false, true)
-  RUNR(32, kExact, "rows-pair-pred", true, true, true)
-  RUNR(32, kNoStore, "rows-pair-pred-nostore", true, true, true)
-  RUNR(32, kGemv, "rows-pair-pred-gemv", true, true, true)
+  RUNR(32, kExact, "rows-pred", true, 0, true)
+  RUNR(32, kNoStore, "rows-pred-nostore", true, 0, true)
+  RUNR(32, kGemv, "rows-pred-gemv", true, 0, true)
+  RUNR(32, kExact, "rows-stcs", true, 1, true)
+  RUNR(32, kExact, "rows-stcs-ldcs", true, 2, true)
+  RUNR(32, kExact, "rows-ldcs", true, 3, true)
+  RUNR(32, kExact, "rows-stcs-ldcs-evl", true, 4, true)
+  RUNR(32, kExact, "rows-stcs-ldcs-nopred", true, 2, false)
+  RUNR(16, kExact, "rows-stcs-ldcs", true, 2, true)
+  RUNR(32, kGemv, "rows-ldcs-gemv", true, 3, true)
   RUNR(32, kExact, "rows-exact", true)
-  RUNR(32, kExact, "rows-pred", true, false, true)
-  RUNR(32, kExact, "rows-pair-pred", true, true, true)
+  RUNR(32, kExact, "rows-stcs-ldcs", true, 2, true)
+  RUNR(32, kExact, "rows-stcs-ldcs-evl", true, 4, true)
+  RUNR(32, kExact, "rows-stcs-ldcs-nopred", true, 2, false)
 #undef RUNR
   std::printf("lanes_bench: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
