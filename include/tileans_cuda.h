@@ -112,6 +112,39 @@ typedef struct tileans_cuda_image {
     uint32_t table_at[16];    /* offset of table i */
 } tileans_cuda_image;
 
+/*
+ * One image of a batched image decode as the kernel reads it (tileans_cuda_image_prepare_async()
+ * writes the table into the workspace). 208 bytes. The kernel trusts the pairs the host validated
+ * (image + im.image_len, out + im.rows x im.cols units, status + im.num_tiles, luts + im.n_tables
+ * LUTs) as the frame batch trusts its jobs; the image's own bytes (index entries, records) are
+ * re-checked tile by tile.
+ */
+typedef struct tileans_cuda_image_job {
+    tileans_cuda_image im; /* the parsed header */
+    uint64_t image;        /* device address of the image (16-byte aligned) */
+    uint64_t out;          /* device address of the output, im.decoded_len bytes (16-byte aligned) */
+    uint64_t luts;         /* device address of the image's LUT 0 (global-memory LUT path) */
+    uint64_t status;       /* device address of im.num_tiles u32 statuses, or 0 */
+    uint64_t tile_begin;   /* first tile of this image in its group's tile numbering */
+    uint32_t lut_slot;     /* its LUT 0 among the LUTs its group stages in shared memory */
+    uint32_t reserved;
+} tileans_cuda_image_job;
+
+/*
+ * A group of consecutive images of a batch (48 bytes): its blocks stage the group's LUTs once and
+ * take its tiles (the images' tiles one after the other) round-robin.
+ */
+typedef struct tileans_cuda_image_group {
+    uint64_t luts;        /* device address of the group's first LUT (lut_count x 16 KiB follow) */
+    uint64_t tiles;       /* tiles of the group's images together */
+    uint32_t job_first;   /* images job_first .. job_first + job_count - 1 of the job table */
+    uint32_t job_count;
+    uint32_t block_first; /* blocks block_first .. block_first + block_count - 1 of the launch */
+    uint32_t block_count;
+    uint32_t lut_count;   /* LUTs staged per block (0 on the global-memory LUT path) */
+    uint32_t reserved[3];
+} tileans_cuda_image_group;
+
 /* Byte offsets of the stored frequency tables that a LUT-building kernel reads. */
 typedef struct tileans_cuda_lut_tasks {
     uint32_t table_at[TILEANS_CUDA_MAX_LUTS]; /* offset of stored table i in the frame */
@@ -227,7 +260,13 @@ tileans_cuda_status tileans_cuda_decode_async(const tileans_cuda_frame *f, const
  *      tensor in two launches. No allocation, no synchronisation, no host copy: capture-safe.
  *      Device-side findings go to the per-tile status array (0 = ok, else TILEANS_CUDA_TILE_*
  *      bits; a flagged tile's output is unspecified), never to the return code.
- * Pointers: d_image, d_out and d_workspace 16-byte aligned (cudaMalloc gives 256).
+ *   Many images: tileans_cuda_image_prepare_async() / tileans_cuda_image_decode_batch_async()
+ *   below decode them in one launch (the way to fill the GPU: one 16 Mi-weight image has ~1000
+ *   tiles, a quarter of an H100's warps).
+ * Pointers: d_image, d_out and d_workspace 16-byte aligned (cudaMalloc gives 256), d_tile_status
+ * 4-byte aligned. The decode entry points re-check the header they are given (what the parser
+ * guarantees: geometry, lengths, index inside the image; TILEANS_CUDA_ERR_INVALID_HEADER
+ * otherwise), since the kernels trust it as far as memory is concerned.
  */
 tileans_cuda_status tileans_cuda_image_parse(const uint8_t *bytes, size_t available, uint64_t image_len,
                                              tileans_cuda_image *out);
@@ -251,6 +290,65 @@ tileans_cuda_status tileans_cuda_image_build_luts_async(const tileans_cuda_image
 tileans_cuda_status tileans_cuda_image_decode_async(const tileans_cuda_image *im, const uint8_t *d_image,
                                                     uint8_t *d_out, size_t out_len, uint32_t *d_tile_status,
                                                     void *d_workspace, size_t workspace_len, cudaStream_t stream);
+
+/*
+ * Batched image decode: N images in one launch (the counterpart of tileans_cuda_prepare_async /
+ * tileans_cuda_decode_batch_async). Flow:
+ *   1. tileans_cuda_image_batch_workspace_size(items, n) -> caller allocates a device workspace.
+ *   2. Host, once per set of images (load time, not for capture): tileans_cuda_image_prepare_async()
+ *      re-validates every item (header consistency, pointers, alignment, out_len), builds each
+ *      image's LUTs into the workspace, splits the batch into groups and writes the job and group
+ *      tables into the workspace with one stream-ordered copy; the plan records the launch.
+ *   3. Any number of times: tileans_cuda_image_decode_batch_async() decodes every image in one
+ *      launch. No allocation, no synchronisation, no host copy: capture-safe.
+ * Element types (BF16, F16) and LUT counts may be mixed (a mixed batch runs a kernel that picks
+ * the unit assembly per tile). The batch is split into groups of consecutive images; the blocks
+ * are shared out between groups in proportion to their tiles (one wave, about one block per SM),
+ * and each group's tiles (its images' tiles one after the other) are dealt round-robin over its
+ * blocks. When the largest image's LUTs fit in shared memory beside the warps' word rings (K <= 10
+ * with 32 warps on sm_90, K <= 12 with 16), each block stages its group's LUTs: a group closes when
+ * the next image's LUTs would not fit beside its own, or once it holds 16 blocks' worth of tiles
+ * (so 4 images of 4 tables run as 4 groups staging 64 KiB each). Otherwise every LUT is read from
+ * global memory and the whole batch is one group. Each image's tile statuses go to its own d_status.
+ * Workspace: job table (count x 208 bytes), group table (up to count x 48), every image's LUTs in
+ * item order (n_tables x 16 KiB each), each region 256-byte aligned. The prepare step copies the
+ * headers (items and *im need not outlive it); images, outputs, statuses and the workspace must
+ * stay allocated while the plan is used. At most 2^31 - 1 tiles per batch.
+ */
+typedef struct tileans_cuda_image_item {
+    const tileans_cuda_image *im; /* parsed header (tileans_cuda_image_parse) */
+    const uint8_t *d_image;       /* the image on the device (16-byte aligned) */
+    uint8_t *d_out;               /* output, at least im->decoded_len bytes (16-byte aligned) */
+    size_t out_len;               /* bytes at d_out */
+    uint32_t *d_status;           /* im->num_tiles u32 tile statuses, or NULL */
+} tileans_cuda_image_item;
+
+/* Host-side record of a prepared image batch, passed back to tileans_cuda_image_decode_batch_async(). */
+typedef struct tileans_cuda_image_plan {
+    uint64_t count;       /* images */
+    uint64_t total_tiles; /* tiles of all images */
+    uint64_t jobs_at;     /* byte offset of the job table (tileans_cuda_image_job[count]) in the workspace */
+    uint64_t groups_at;   /* byte offset of the group table (tileans_cuda_image_group[groups]) */
+    uint32_t groups;      /* entries of the group table */
+    uint32_t blocks;      /* grid size of the decode launch */
+    uint32_t warps;       /* warps per block */
+    uint32_t smem_bytes;  /* dynamic shared memory per block */
+    uint8_t elem_type;    /* 1 or 2 when every image has that type, 0 for a mixed batch */
+    uint8_t smem_luts;    /* 1: LUTs staged in shared memory per block, 0: read from global memory */
+    uint8_t reserved[6];
+} tileans_cuda_image_plan;
+
+/* Device workspace bytes for decoding these images together (job and group tables, every LUT). */
+size_t tileans_cuda_image_batch_workspace_size(const tileans_cuda_image_item *items, size_t count);
+
+/* Load-time step of a batch: validates, builds the LUTs, uploads the tables; fills *plan. */
+tileans_cuda_status tileans_cuda_image_prepare_async(const tileans_cuda_image_item *items, size_t count,
+                                                     void *d_workspace, size_t workspace_len,
+                                                     tileans_cuda_image_plan *plan, cudaStream_t stream);
+
+/* Decode every image of a prepared batch in one launch. Capture-safe: no allocation, no sync. */
+tileans_cuda_status tileans_cuda_image_decode_batch_async(const tileans_cuda_image_plan *plan,
+                                                          const void *d_workspace, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

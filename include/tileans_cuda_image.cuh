@@ -22,11 +22,18 @@
 //                                                     shared), padding dropped, widest stores the
 //                                                     alignment allows
 //   tileans_cuda::image::decode_kernel<ELEM, SMEM_LUTS>
-//                                                     bulk decode (image -> dense tensor): one warp
-//                                                     per tile, tiles strided over the warps of a
-//                                                     grid of about one block per SM
+//                                                     batched bulk decode (images -> dense tensors,
+//                                                     tileans_cuda_image_decode_batch_async): one
+//                                                     warp per tile, a job table and a group table
+//                                                     in device memory, each group's tiles dealt
+//                                                     round-robin over its blocks (about one block
+//                                                     per SM in all)
+//   tileans_cuda::image::decode_one_kernel<ELEM, SMEM_LUTS>
+//                                                     the same for one image, its job a kernel
+//                                                     parameter (tileans_cuda_image_decode_async)
 //
-// ELEM is the image's element type code: 1 (BF16) or 2 (F16). LUTs are the frame decoder's
+// ELEM is the image's element type code: 1 (BF16) or 2 (F16); the batch kernel also takes 0 (the
+// type of each job, for a batch that mixes them). LUTs are the frame decoder's
 // (tileans_cuda.h: 4096 u32 per table, (freq-1) << 20 | (slot-cum) << 8 | symbol), built from the
 // image's table area with tileans_cuda::build_lut_block (C: tileans_cuda_image_build_luts_async).
 // A warp needs kRingBytes (2 KiB) of shared memory for the lanes' word rings and, for the fast
@@ -269,22 +276,41 @@ __device__ __forceinline__ uint4 plane_units(uint2 p0, uint2 p1) {
                     finish_pair<ELEM>(__byte_perm(p1.y, p0.y, 0x7362)));
 }
 
-__device__ __forceinline__ uint2 ld8(const uint8_t* p) { return __ldg(reinterpret_cast<const uint2*>(p)); }
+// STREAM (the bulk kernels): the plane bytes are read once, so they are loaded evict-first
+// (ld.global.cs) and the output is stored evict-first (st.global.cs). Without the hints the
+// streamed output and plane bytes evict the lanes' coded words from L2, which are read in 16-byte
+// halves of a sector: measured 1.44-1.49 TB/s without, 1.59-1.63 with (H200, cuda/RESULTS.md).
+// Keep STREAM false for shared-memory outputs or data read again (e.g. a GEMM's weight tiles).
+template <bool STREAM = false>
+__device__ __forceinline__ uint2 ld8(const uint8_t* p) {
+  return STREAM ? __ldcs(reinterpret_cast<const uint2*>(p)) : __ldg(reinterpret_cast<const uint2*>(p));
+}
+// 16-byte stores, evict-first when STREAM. Not __stcs: its "memory" clobber makes ptxas keep the
+// loads of the next chunks waiting and spill (64-register budget); nothing here reads the output.
+template <bool STREAM>
+__device__ __forceinline__ void st16(uint4* p, uint4 v) {
+  if (STREAM)
+    asm volatile("st.global.cs.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));
+  else
+    *p = v;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Sinks: where lane l's 8 units of (row j, chunk column g) go
 // ---------------------------------------------------------------------------------------------
 // Row-major memory, every chunk inside the tile and 16-byte aligned (tile width a multiple of 256,
 // output, row stride and first column 16-byte aligned): one 16-byte store per chunk.
+template <bool STREAM = false>
 struct FullRows {
   uint8_t* base;  // the tile's unit (0, 8 lane)
   u64 row_stride;
   __device__ __forceinline__ void operator()(u32 j, u32 g, uint4 v) const {
-    *reinterpret_cast<uint4*>(base + (u64)j * row_stride + kChunk * 2 * 32 * g) = v;
+    st16<STREAM>(reinterpret_cast<uint4*>(base + (u64)j * row_stride + kChunk * 2 * 32 * g), v);
   }
 };
 // Row-major memory, any width and alignment (units 2-byte aligned): units at columns >= the tile's
 // width are dropped, whole chunks stored with the widest access `align` allows.
+template <bool STREAM = false>
 struct EdgeRows {
   uint8_t* base;  // the tile's unit (0, 8 lane)
   u64 row_stride;
@@ -296,8 +322,8 @@ struct EdgeRows {
     const u32 w[4] = {v.x, v.y, v.z, v.w};
     if (n >= (int)kChunk) {
       if (align >= 16) {
-        *reinterpret_cast<uint4*>(p) = v;
-      } else if (align >= 8) {
+        st16<STREAM>(reinterpret_cast<uint4*>(p), v);
+      } else if (align >= 8) {  // narrower stores (unaligned outputs, edge chunks): plain
         reinterpret_cast<uint2*>(p)[0] = make_uint2(v.x, v.y);
         reinterpret_cast<uint2*>(p)[1] = make_uint2(v.z, v.w);
       } else if (align >= 4) {
@@ -320,7 +346,7 @@ struct EdgeRows {
 // ---------------------------------------------------------------------------------------------
 // RAW and CONST tiles: plane 0 from the record's first block (RAW) or the descriptor (CONST),
 // plane 1 the record's last block. Chunks in batches of 4, loads first (4 round trips in flight).
-template <int ELEM, class Sink>
+template <int ELEM, bool STREAM, class Sink>
 __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
   const u32 lane = lane_id();
   const u32 nch = tl.rows * tl.G;
@@ -337,8 +363,8 @@ __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
     for (u32 i = 0; i < 4; ++i) {
       a[i] = b[i] = make_uint2(c4, c4);
       if (k0 + i < nch) {
-        b[i] = ld8(p1 + (u64)kChunkCols * (k0 + i));
-        if (raw0) a[i] = ld8(p0 + (u64)kChunkCols * (k0 + i));
+        b[i] = ld8<STREAM>(p1 + (u64)kChunkCols * (k0 + i));
+        if (raw0) a[i] = ld8<STREAM>(p0 + (u64)kChunkCols * (k0 + i));
       }
     }
 #pragma unroll
@@ -355,7 +381,7 @@ __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
 // words; per 16 steps (two chunks) one ring refill and the plane-1 bytes of the next two chunks
 // loaded ahead. `lut` is the tile's table, `ring_s` this warp's kRingBytes of shared memory
 // (shared-window address). Returns the warp-uniform TILEANS_CUDA_TILE_* bits.
-template <int ELEM, class Lut, class Sink>
+template <int ELEM, bool STREAM, class Lut, class Sink>
 __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bits, u32 ring_s, Sink& sink) {
   const u32 lane = lane_id();
   const uint8_t* rec = tl.rec;
@@ -384,15 +410,15 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
   const u32 G = tl.G, nch = tl.rows * G;     // chunks per lane
   const uint8_t* raw = rec + tl.rec_len - (u64)kChunkCols * nch + kChunk * lane;  // plane 1, chunk k at 256 k
   // plane-1 bytes of the next two chunks, loaded a pair ahead
-  uint2 ra = ld8(raw), rb = make_uint2(0, 0);
-  if (nch > 1) rb = ld8(raw + kChunkCols);
+  uint2 ra = ld8<STREAM>(raw), rb = make_uint2(0, 0);
+  if (nch > 1) rb = ld8<STREAM>(raw + kChunkCols);
   u32 k = 0;  // chunks done (lane order: row-major over (j, g))
   // two chunks (16 steps) per ring refill, as in the prototype
   auto two = [&](u32 ja, u32 ga, u32 jb, u32 gb) {
     wr.refill();
     const uint2 r0 = ra, r1 = rb;
-    if (k + 2 < nch) ra = ld8(raw + (u64)kChunkCols * (k + 2));
-    if (k + 3 < nch) rb = ld8(raw + (u64)kChunkCols * (k + 3));
+    if (k + 2 < nch) ra = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
+    if (k + 3 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 3));
     u32 e[8];
     decode8(x, wr, lut, mask, qmul, e);
     sink(ja, ga, chunk_units<ELEM>(e, r0));
@@ -404,7 +430,7 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
     wr.refill();
     const uint2 r0 = ra;
     ra = rb;
-    if (k + 2 < nch) rb = ld8(raw + (u64)kChunkCols * (k + 2));
+    if (k + 2 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
     u32 e[8];
     decode8(x, wr, lut, mask, qmul, e);
     sink(j, g, chunk_units<ELEM>(e, r0));
@@ -435,17 +461,18 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
 // One tile, any mode. `luts(table)` gives the LUT accessor of a table (SmemLuts, GlobalLuts or
 // your own), `ring` is this warp's kRingBytes of shared memory (16-byte aligned). Nothing is
 // read or written when tl.flags is set (returned as is).
-template <int ELEM, class Luts, class Sink>
+template <int ELEM, bool STREAM = false, class Luts, class Sink>
 __device__ __forceinline__ u32 decode_tile(const Tile& tl, Luts luts, u32 scale_bits, void* ring, Sink&& sink) {
   if (tl.flags) return tl.flags;
-  if (tl.mode == kModeAns) return decode_ans<ELEM>(tl, luts(tl.table), scale_bits, smem_addr(ring), sink);
-  decode_plain<ELEM>(tl, sink);
+  if (tl.mode == kModeAns) return decode_ans<ELEM, STREAM>(tl, luts(tl.table), scale_bits, smem_addr(ring), sink);
+  decode_plain<ELEM, STREAM>(tl, sink);
   return 0;
 }
 
 // One tile into row-major memory: `out` is the tile's first unit (global or shared memory, 2-byte
 // aligned), rows `row_stride` bytes apart (cols * 2 for the whole tensor, tile cols * 2 packed).
-template <int ELEM, class Luts>
+// STREAM: `out` is global memory written once (the bulk kernels): evict-first loads and stores.
+template <int ELEM, bool STREAM = false, class Luts>
 __device__ __forceinline__ u32 decode_tile_rows(const Tile& tl, Luts luts, u32 scale_bits, void* ring, uint8_t* out,
                                                 u64 row_stride) {
   const u32 lane = lane_id();
@@ -453,55 +480,179 @@ __device__ __forceinline__ u32 decode_tile_rows(const Tile& tl, Luts luts, u32 s
   const u32 align = (u32)(al_bits & (~al_bits + 1));
   uint8_t* base = out + 2 * kChunk * lane;
   if (align == 16 && tl.cols % kChunkCols == 0)
-    return decode_tile<ELEM>(tl, luts, scale_bits, ring, FullRows{base, row_stride});
-  return decode_tile<ELEM>(tl, luts, scale_bits, ring,
-                           EdgeRows{base, row_stride, (int)tl.cols - (int)(kChunk * lane), align});
+    return decode_tile<ELEM, STREAM>(tl, luts, scale_bits, ring, FullRows<STREAM>{base, row_stride});
+  return decode_tile<ELEM, STREAM>(tl, luts, scale_bits, ring,
+                                   EdgeRows<STREAM>{base, row_stride, (int)tl.cols - (int)(kChunk * lane), align});
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bulk decode: image -> dense tensor (rows x cols units, row-major)
 // ---------------------------------------------------------------------------------------------
-// Dynamic shared memory: the LUTs (SMEM_LUTS: n_tables x 16 KiB) then kRingBytes per warp.
+// Dynamic shared memory of decode_one_kernel: the LUTs (SMEM_LUTS: n_tables x 16 KiB) then
+// kRingBytes per warp; decode_kernel adds kBatchHeaderBytes in front (n_tables: its group's LUTs).
 __host__ __device__ constexpr u32 bulk_smem_bytes(u32 n_tables, u32 warps, bool smem_luts) {
   return (smem_luts ? n_tables * (u32)TILEANS_CUDA_LUT_BYTES : 0u) + warps * kRingBytes;
 }
 
-// One warp per tile, tiles dealt round-robin over the blocks (launch the blocks the GPU holds at
-// once, about one per SM: 32 warps x 64 registers fill the register file). Measured on an H200
-// (gpu_check bench, 4 x 16 Mi BF16 weights per launch): 1457 GB/s of output at 32 x 512 tiles,
-// against 974 for the frame decoder in the same run. SMEM_LUTS: every LUT staged in shared memory
-// per block (the fast path, measured in lanes_bench); otherwise LUT reads go through L1 (for
-// images whose K LUTs do not fit beside the rings; the host picks, see tileans_cuda.cu).
-// `copies` images of the same bytes at img + c * img_stride decode to out + c * out_stride, their
-// statuses at status[c * num_tiles + t] (benchmarks fill the GPU with copies; otherwise 1).
-// status may be null. Blocks of fewer warps (a multiple of 32 threads up to 1024) work too.
+// Warp-uniform copies of values every lane holds alike (REDUX writes a uniform register): the
+// batch kernel reads its job from global memory, and without this the decode loops would hold the
+// output address, row stride, scale and LUT base in ordinary registers, where the one-image kernel
+// (job in the constant bank) has them in uniform ones; with it both run the same loops.
+template <bool U>
+__device__ __forceinline__ u32 uni(u32 v) {
+  return U ? __reduce_or_sync(0xFFFFFFFFu, v) : v;
+}
+template <bool U>
+__device__ __forceinline__ u64 uni(u64 v) {
+  return U ? (u64)uni<true>((u32)v) | (u64)uni<true>((u32)(v >> 32)) << 32 : v;
+}
+
+// Tile t of a job into its output, decoded with ELEM's unit assembly. `lut_s` is the shared-window
+// address of the block's staged LUTs (SMEM_LUTS): the image's tables are at slots job.lut_slot ..
+// + n_tables - 1 there, or at job.luts in global memory. U: the job is in global memory (uni).
+template <int ELEM, bool SMEM_LUTS, bool U>
+__device__ __forceinline__ u32 decode_job_tile(const tileans_cuda_image_job& job, u64 t, u32 lut_s, void* ring) {
+  const tileans_cuda_image& im = job.im;
+  const Tile tl = tile_at(im, reinterpret_cast<const uint8_t*>(job.image), t);
+  const u64 row_stride = uni<U>((u64)im.cols * 2);
+  uint8_t* o = reinterpret_cast<uint8_t*>(uni<U>((u64)job.out)) + tl.row0 * row_stride + tl.col0 * 2;
+  if (U) __builtin_assume(__isGlobal(o));  // STG, as for a kernel parameter's pointer, not generic ST
+  const u32 scale_bits = uni<U>((u32)im.scale_bits);
+  if (SMEM_LUTS)
+    return decode_tile_rows<ELEM, true>(tl, SmemLuts{lut_s + uni<U>(job.lut_slot) * (u32)TILEANS_CUDA_LUT_BYTES},
+                                        scale_bits, ring, o, row_stride);
+  return decode_tile_rows<ELEM, true>(tl, GlobalLuts{reinterpret_cast<const u32*>(uni<U>((u64)job.luts))},
+                                      scale_bits, ring, o, row_stride);
+}
+
+// ELEM 0: the element type is the job's (a mixed batch), one branch per tile.
+template <int ELEM, bool SMEM_LUTS, bool U>
+__device__ __forceinline__ u32 decode_any_tile(const tileans_cuda_image_job& job, u64 t, u32 lut_s, void* ring) {
+  if (ELEM != 0) return decode_job_tile<ELEM == 2 ? 2 : 1, SMEM_LUTS, U>(job, t, lut_s, ring);
+  if (job.im.elem_type == 2) return decode_job_tile<2, SMEM_LUTS, U>(job, t, lut_s, ring);
+  return decode_job_tile<1, SMEM_LUTS, U>(job, t, lut_s, ring);
+}
+
+__device__ __forceinline__ u32 dynamic_smem_bytes() {
+  u32 n;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(n));
+  return n;
+}
+
+// Stage `n` LUTs from global memory into the block's shared memory at `dst` (every thread).
+__device__ __forceinline__ void stage_luts(uint8_t* dst, const u32* luts, u32 n) {
+  for (u32 i = threadIdx.x; i < n * (TILEANS_CUDA_LUT_ENTRIES / 4); i += blockDim.x)
+    reinterpret_cast<uint4*>(dst)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
+  __syncthreads();
+}
+
+// Batched bulk decode (tileans_cuda_image_decode_batch_async): one warp per tile. Each block
+// belongs to one group (the last with block_first <= blockIdx.x), stages the group's LUTs
+// (SMEM_LUTS) and takes the group's tiles round-robin over its blocks: tile t of the group goes to
+// block t mod block_count (with fewer tiles than warps every SM still gets its share: a warp
+// decodes one tile at a time, latency-bound, so busy SMs matter, not full ones). The group's tiles
+// are its images' tiles one after the other; a tile's image is the last job with tile_begin <= t.
+// Launch about one block per SM (32 warps x 64 registers fill the register file). Measured on an
+// H200 (gpu_check bench, 4 x 16 Mi BF16 weights per launch, through the private copies argument
+// this replaces): 1457 GB/s of output at 32 x 512 tiles, against 974 for the frame decoder.
+// ELEM 1 (BF16) or 2 (F16) for a batch of one type, 0 for a mixed one. Blocks of fewer warps (a
+// multiple of 32 threads up to 1024) work too.
+//
+// Dynamic shared memory: kBatchHeaderBytes (the block's group, read back from shared memory at
+// each tile so that no register holds it across a decode: the decode loops need all 64), the
+// group's LUTs (SMEM_LUTS), then kRingBytes per warp (bulk_smem_bytes(...) + kBatchHeaderBytes).
+//
+// Trust (the frame batch's, tileans_cuda_decode_kernel): the tables were written by the host,
+// which validated every job (the header's geometry and lengths consistent, the pointers aligned,
+// the output and status arrays long enough, the LUTs built where `luts` / `lut_slot` point), and
+// the kernel trusts each job's pointer + length pairs (image + image_len, out + rows x cols units,
+// status + num_tiles, luts + n_tables LUTs) and the group's luts + lut_count. What relates the
+// tables to each other is checked here, so an entry that contradicts another cannot send a read or
+// write elsewhere: the group's job range lies in the job table, its staged LUTs fit the dynamic
+// shared memory, a tile lies inside its job's tile range and its LUT slots inside the staged ones
+// (else TILEANS_CUDA_TILE_LAYOUT); the image's own bytes (index entries, records) are re-checked
+// by tile_at and decode_ans as for one image.
+constexpr u32 kBatchHeaderBytes = 32;
+enum : u32 { kHdrTiles = 0, kHdrJob0 = 4, kHdrJobs = 8, kHdrBlocks = 12, kHdrBlock = 16, kHdrLuts = 20, kHdrGroup = 24,
+             kHdrOk = 28 };
+
+__device__ __forceinline__ u64 ldv_u64(const void* p) {  // not hoisted or merged: read where it is used
+  u64 v;
+  asm volatile("ld.global.nc.u64 %0, [%1];" : "=l"(v) : "l"(p));
+  return v;
+}
+
 template <int ELEM, bool SMEM_LUTS>
 __global__ void __launch_bounds__(kBulkWarps * 32, 1)
-    decode_kernel(const __grid_constant__ tileans_cuda_image im, const uint8_t* __restrict__ img, u64 img_stride,
-                  const u32* __restrict__ luts, uint8_t* __restrict__ out, u64 out_stride, u32* __restrict__ status,
-                  u32 copies) {
+    decode_kernel(const tileans_cuda_image_group* __restrict__ groups, u32 ngroups,
+                  const tileans_cuda_image_job* __restrict__ jobs, u32 njobs) {
   extern __shared__ __align__(16) uint8_t tileans_image_smem[];
-  const u32 nl = SMEM_LUTS ? im.n_tables : 0u;
-  if (SMEM_LUTS) {
-    for (u32 i = threadIdx.x; i < im.n_tables * (TILEANS_CUDA_LUT_ENTRIES / 4); i += blockDim.x)
-      reinterpret_cast<uint4*>(tileans_image_smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
-    __syncthreads();
+  const u32 hdr = smem_addr(tileans_image_smem);
+  const u32 warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  if (threadIdx.x == 0) {
+    bool ok = ngroups != 0;
+    u32 lo = 0;
+    if (ok) {
+      u32 hi = ngroups;  // the block's group: the last with block_first <= blockIdx.x
+      while (hi - lo > 1) {
+        const u32 mid = lo + ((hi - lo) >> 1);
+        if (groups[mid].block_first <= blockIdx.x) lo = mid;
+        else hi = mid;
+      }
+      const tileans_cuda_image_group& g = groups[lo];
+      const u32 nl = SMEM_LUTS ? g.lut_count : 0u, b = blockIdx.x - g.block_first;
+      ok = b < g.block_count && g.job_count && g.job_first < njobs && g.job_count <= njobs - g.job_first &&
+           g.tiles + (u64)g.block_count * nw <= 0xFFFFFFFFull &&
+           kBatchHeaderBytes + (u64)nl * TILEANS_CUDA_LUT_BYTES + (u64)nw * kRingBytes <= dynamic_smem_bytes();
+      sts_u32(hdr + kHdrTiles, (u32)g.tiles);
+      sts_u32(hdr + kHdrJob0, g.job_first);
+      sts_u32(hdr + kHdrJobs, g.job_count);
+      sts_u32(hdr + kHdrBlocks, g.block_count);
+      sts_u32(hdr + kHdrBlock, b);
+      sts_u32(hdr + kHdrLuts, nl);
+    }
+    sts_u32(hdr + kHdrGroup, lo);
+    sts_u32(hdr + kHdrOk, ok ? 1u : 0u);
   }
+  __syncthreads();
+  if (!lds_u32(hdr + kHdrOk)) return;  // block-uniform
+  const u32 nl = lds_u32(hdr + kHdrLuts);
+  uint8_t* luts_s = tileans_image_smem + kBatchHeaderBytes;
+  if (SMEM_LUTS) stage_luts(luts_s, reinterpret_cast<const u32*>(groups[lds_u32(hdr + kHdrGroup)].luts), nl);
+  void* ring = luts_s + nl * TILEANS_CUDA_LUT_BYTES + warp * kRingBytes;
+  // t + stride stays below 2^32 (checked above)
+  for (u32 t = warp * lds_u32(hdr + kHdrBlocks) + lds_u32(hdr + kHdrBlock); t < lds_u32(hdr + kHdrTiles);
+       t += lds_u32(hdr + kHdrBlocks) * nw) {
+    u32 a = lds_u32(hdr + kHdrJob0), z = a + lds_u32(hdr + kHdrJobs);  // the tile's job
+    while (z - a > 1) {
+      const u32 mid = a + ((z - a) >> 1);
+      if (jobs[mid].tile_begin <= t) a = mid;
+      else z = mid;
+    }
+    const tileans_cuda_image_job& job = jobs[a];
+    if (t < job.tile_begin || t - job.tile_begin >= job.im.num_tiles) continue;
+    u32 f = TILEANS_CUDA_TILE_LAYOUT;
+    if (!SMEM_LUTS || (job.im.n_tables <= nl && job.lut_slot <= nl - job.im.n_tables))
+      f = decode_any_tile<ELEM, SMEM_LUTS, true>(job, t - job.tile_begin, smem_addr(luts_s), ring);
+    u32* status = reinterpret_cast<u32*>(ldv_u64(&jobs[a].status));
+    if (status && lane_id() == 0) status[t - ldv_u64(&jobs[a].tile_begin)] = f;
+  }
+}
+
+// One image, its job a kernel parameter (tileans_cuda_image_decode_async: no host copy, so
+// capture-safe without a workspace table). The same tiles-over-blocks dealing as decode_kernel
+// with the whole image as one group; job.lut_slot is 0, job.tile_begin 0.
+template <int ELEM, bool SMEM_LUTS>
+__global__ void __launch_bounds__(kBulkWarps * 32, 1) decode_one_kernel(const __grid_constant__ tileans_cuda_image_job job) {
+  extern __shared__ __align__(16) uint8_t tileans_image_smem[];
+  const tileans_cuda_image& im = job.im;
+  const u32 nl = SMEM_LUTS ? im.n_tables : 0u;
+  if (SMEM_LUTS) stage_luts(tileans_image_smem, reinterpret_cast<const u32*>(job.luts), nl);
   const u32 warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   void* ring = tileans_image_smem + nl * TILEANS_CUDA_LUT_BYTES + warp * kRingBytes;
-  const u64 row_stride = im.cols * 2;
-  const u64 T = im.num_tiles * copies;
-  // tile t goes to block t mod gridDim: with fewer tiles than warps in the grid, every SM still
-  // gets its share (a warp decodes one tile at a time, latency-bound: busy SMs, not full ones)
-  for (u64 t = (u64)warp * gridDim.x + blockIdx.x; t < T; t += (u64)gridDim.x * nw) {
-    const u64 c = copies > 1 ? t / im.num_tiles : 0, tt = t - c * im.num_tiles;
-    const Tile tl = tile_at(im, img + c * img_stride, tt);
-    uint8_t* o = out + c * out_stride + tl.row0 * row_stride + tl.col0 * 2;
-    u32 f;
-    if (SMEM_LUTS)
-      f = decode_tile_rows<ELEM>(tl, SmemLuts{smem_addr(tileans_image_smem)}, im.scale_bits, ring, o, row_stride);
-    else
-      f = decode_tile_rows<ELEM>(tl, GlobalLuts{luts}, im.scale_bits, ring, o, row_stride);
+  u32* status = reinterpret_cast<u32*>(job.status);
+  for (u64 t = (u64)warp * gridDim.x + blockIdx.x; t < im.num_tiles; t += (u64)gridDim.x * nw) {
+    const u32 f = decode_job_tile<ELEM, SMEM_LUTS, false>(job, t, smem_addr(tileans_image_smem), ring);
     if (status && lane_id() == 0) status[t] = f;
   }
 }

@@ -8,12 +8,15 @@
 #      decoded bit-exact against the CPU decoder's output
 #   2b. device images (include/tileans_cuda_image.cuh): the suite's .tai cases decoded bit-exact
 #      through every launch configuration, corrupt images flagged tile by tile as the CPU decoder
-#      rejects them, a tile into shared memory, graph capture; malformed images refused by the parser
+#      rejects them, a tile into shared memory, graph capture; malformed images refused by the parser;
+#      then every case again as one batch (tileans_cuda_image_decode_batch_async: mixed BF16/F16 and
+#      LUT counts, every LUT path, graph replay, corrupt job/group entries, argument checks)
 #   3. compute-sanitizer memcheck on the small cases (corrupt frames and images included)
 #   4. the Rust crate's GPU tests (cudarc + NVRTC: the same header compiled at run time)
 #   5. benchmark: BF16 decode GB/s of 4 x 16 Mi real weights per launch, per tile geometry, the
 #      device-to-device copy bound, one-tile decode time and the all-SM tile rate; the step-chain
-#      latencies; the device image G.tai of each geometry beside its frame (same table); then the
+#      latencies; the device image G.tai of each geometry beside its frame (same table: 4 copies as
+#      one batch through the public batch API, and one image through decode_async); then the
 #      per-lane word stream prototype (cuda/tools/lanes_bench.cu) on the 32x512 frame, checked
 #      bit-exact, with its diagnostic variants
 #
@@ -76,6 +79,10 @@ wait
 if [ -x "$WORK/gpu_check" ]; then note "build: ok (nvcc sm_90)"; else note "build: FAILED"; cat "$OUTDIR/build.log"; exit 1; fi
 grep -A2 "Function properties for tileans_cuda_decode_kernel" "$OUTDIR/ptxas.log" | tail -2
 grep -A2 "Function properties for _ZN12tileans_cuda5image13decode_kernelILi1ELb1E" "$OUTDIR/ptxas.log" | tail -2
+# every image kernel (batch: element type 0/1/2 x LUT path; one image: 1/2 x LUT path) without spills
+img_k=$(grep -A1 "Function properties for _ZN12tileans_cuda5image" "$OUTDIR/ptxas.log" | grep -c "spill stores")
+img_spill=$(grep -A1 "Function properties for _ZN12tileans_cuda5image" "$OUTDIR/ptxas.log" | grep "spill stores" | grep -vc " 0 bytes spill stores, 0 bytes spill loads")
+note "ptxas: $img_k image kernels, $img_spill with spills"
 
 if [ "$MODE" != "--bench-only" ]; then
   # ---- 2. correctness suite -----------------------------------------------------------------
@@ -114,6 +121,8 @@ if [ "$MODE" != "--no-bench" ]; then
     "$WORK/gpu_check" bench "$WORK/bench" $GEOMS 2>&1 | tee "$OUTDIR/bench.log" | tail -22
     note "bench: $(tail -1 "$OUTDIR/bench.log")"
     grep "one warp" "$OUTDIR/bench.log"
+    grep "image: batch of" "$OUTDIR/bench.log"
+    note "image bench, GB/s batch of 4 | one image (public API): $(grep 'image: batch of' "$OUTDIR/bench.log" | sed -E 's/^([^ ]+) +image: batch of [0-9]+ ([0-9]+) GB\/s.*one image ([0-9]+) GB\/s.*/\1 \2|\3;/' | tr '\n' ' ')"
     "$WORK/gpu_check" chains > "$OUTDIR/chains.txt" 2>&1 && cat "$OUTDIR/chains.txt"
     if [ -x "$WORK/lanes_bench" ] && [ -f "$WORK/bench/32x512.tan" ]; then
       "$WORK/lanes_bench" "$WORK/bench" 2>&1 | tee "$OUTDIR/lanes.log"

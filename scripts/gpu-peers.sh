@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # gpu-peers.sh: the peers of issue 5 side by side with our bulk decode, on one card in one run.
 #
-#   ours     `gpu_check bench` (cuda/tools/gpu_check.cu) on the benchmark frame, 64x512 tiles,
-#            4 frames x 16 Mi real BF16 elements (all-MiniLM-L6-v2) per batched launch, and the
-#            device-to-device copy bound; run before and after the peers
+#   ours     `gpu_check bench` (cuda/tools/gpu_check.cu) on the benchmark weights at 32x512 (the
+#            default) and 64x512 tiles, 4 frames x 16 Mi real BF16 elements (all-MiniLM-L6-v2) per
+#            batched launch, and their device images (docs/FORMAT.md section 11, the fast path);
+#            the device-to-device copy bound; run before and after the peers
 #   peers    scripts/peers/gpu_peers.py on the same 16 Mi elements (decoded from the same frame),
 #            replicated to 64 Mi: nvCOMP ANS (nvidia-nvcomp-cu13 / nvidia-libnvcomp-cu13,
 #            `nvcomp.Codec(algorithm="ANS", data_type="<f2")`), DFloat11's decode kernel (dfloat11
@@ -79,6 +80,7 @@ python3 -c 'import sys, numpy, cupy, torch; print("python", sys.version.split()[
 ph data
 "$C/gpu_suite" bench-prep "$C/bench_64x512.tan" "$W/bench" > "$OUTDIR/bench-prep.log" 2>&1
 cp "$C/bench_64x512.tan" "$W/bench/64x512.tan"
+"$C/gpu_suite" bench-prep "$C/bench_64x512.tan" "$W/bench" 32x512 64x512 >> "$OUTDIR/bench-prep.log" 2>&1
 SHA=$(cat "$C/raw.sha256" 2>/dev/null || true)
 echo "raw.bin sha256 $(sha256sum "$W/bench/raw.bin" | cut -d' ' -f1) (expected $SHA)"
 GC=$C/gpu_check
@@ -88,15 +90,15 @@ if ! "$GC" 2>&1 | grep -q usage; then
   GC=$W/gpu_check
 fi
 export GPU_CHECK_REPS=${GPU_CHECK_REPS:-30}
-ph "ours: gpu_check bench 64x512 (reps $GPU_CHECK_REPS)"
-"$GC" bench "$W/bench" 64x512 > "$OUTDIR/ours-bench.log" 2>&1
+ph "ours: gpu_check bench 32x512 64x512, frames and device images (reps $GPU_CHECK_REPS)"
+"$GC" bench "$W/bench" 32x512 64x512 > "$OUTDIR/ours-bench.log" 2>&1
 grep -E "^(device|copy|FAIL)" "$OUTDIR/ours-bench.log"; tail -4 "$OUTDIR/ours-bench.log"
 ph "peers: nvCOMP ANS, DFloat11, copy (scripts/peers/gpu_peers.py)"
 python3 scripts/peers/gpu_peers.py --raw "$W/bench/raw.bin" --sha "$SHA" --copies 4 --reps 30 --check-n 1048576 \
   --ours-log "$OUTDIR/ours-bench.log" --out "$OUTDIR" 2>&1 | tee "$OUTDIR/peers.log"
 echo "gpu_peers.py exit status ${PIPESTATUS[0]}"
 ph "ours again, after the peers"
-"$GC" bench "$W/bench" 64x512 > "$OUTDIR/ours-bench2.log" 2>&1
+"$GC" bench "$W/bench" 32x512 64x512 > "$OUTDIR/ours-bench2.log" 2>&1
 grep -E "^copy" "$OUTDIR/ours-bench2.log"; tail -2 "$OUTDIR/ours-bench2.log"
 ph done
 rm -rf "$W"

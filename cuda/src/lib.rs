@@ -202,7 +202,7 @@ __device__ __forceinline__ tileans_cuda::u32 image_tile(const tileans_cuda_image
   } else {
     o = out + tl.row0 * stride + tl.col0 * 2;
   }
-  return tileans_cuda::image::decode_tile_rows<ELEM>(tl, luts, im.scale_bits, ring, o, stride);
+  return tileans_cuda::image::decode_tile_rows<ELEM, true>(tl, luts, im.scale_bits, ring, o, stride);
 }
 
 }  // namespace tileans_rs

@@ -201,12 +201,14 @@ tileans_cuda_status launch_luts(const tileans_cuda_frame* f, const void* d_src, 
 // fits the 227 KiB an sm_90 block may opt into for K <= 10 (sm_80: K <= 6). For more tables the
 // host falls back to 16 warps (half the rings: K <= 12 on sm_90), then to 32 warps with the LUTs
 // read from global memory through L1 (any K; the 4-byte gathers then go through the L1 data path
-// instead of shared memory: slower, not measured). Every image decodes; none is refused.
+// instead of shared memory: slower, not measured). Every image decodes; none is refused. A batch
+// is configured by its largest image.
 enum class ImagePath { kAuto, kSmem32, kSmem16, kGlobal };
 struct ImageConfig {
   bool smem_luts;
   unsigned warps;
-  size_t smem;
+  uint32_t cap;  // LUTs a block may stage beside the rings (SMEM path)
+  size_t smem;   // dynamic shared memory with the largest image's LUTs
 };
 
 int device_smem_optin() {
@@ -222,76 +224,314 @@ int device_smem_optin() {
   return v;
 }
 
-ImageConfig image_config(const tileans_cuda_image* im, ImagePath path) {
+// `kmax`: the most tables of an image of the batch.
+ImageConfig image_config(uint32_t kmax, ImagePath path) {
   using tileans_cuda::image::bulk_smem_bytes;
   const size_t optin = (size_t)device_smem_optin();
-  const uint32_t K = im->n_tables;
-  const ImageConfig s32{true, 32, bulk_smem_bytes(K, 32, true)}, s16{true, 16, bulk_smem_bytes(K, 16, true)},
-      g32{false, 32, bulk_smem_bytes(K, 32, false)};
+  auto cap = [&](unsigned warps) {  // the batch kernel's header included (the one-image kernel has none)
+    const size_t rings = bulk_smem_bytes(0, warps, true) + tileans_cuda::image::kBatchHeaderBytes;
+    const size_t n = optin > rings ? (optin - rings) / TILEANS_CUDA_LUT_BYTES : 0;
+    return (uint32_t)(n < TILEANS_CUDA_MAX_LUTS ? n : TILEANS_CUDA_MAX_LUTS);
+  };
+  const ImageConfig s32{true, 32, cap(32), bulk_smem_bytes(kmax, 32, true)},
+      s16{true, 16, cap(16), bulk_smem_bytes(kmax, 16, true)}, g32{false, 32, 0, bulk_smem_bytes(0, 32, false)};
   switch (path) {
     case ImagePath::kSmem32: return s32;
     case ImagePath::kSmem16: return s16;
     case ImagePath::kGlobal: return g32;
     default: break;
   }
-  if (s32.smem <= optin) return s32;
-  if (s16.smem <= optin) return s16;
+  if (kmax <= s32.cap) return s32;
+  if (kmax <= s16.cap) return s16;
   return g32;
 }
+ImageConfig image_config(const tileans_cuda_image* im, ImagePath path) { return image_config(im->n_tables, path); }
 
-typedef void (*ImageKernel)(tileans_cuda_image, const uint8_t*, tileans_cuda::u64, const tileans_cuda::u32*,
-                            uint8_t*, tileans_cuda::u64, tileans_cuda::u32*, tileans_cuda::u32);
-
-// Launch the bulk image decode: `copies` images with the same bytes at d_image + c * img_stride
-// into d_out + c * out_stride (the benchmark's several copies per launch; the API passes 1).
-tileans_cuda_status launch_image(const tileans_cuda_image* im, const uint8_t* d_image, uint64_t img_stride,
-                                 const uint32_t* d_luts, uint8_t* d_out, uint64_t out_stride, uint32_t* d_status,
-                                 uint32_t copies, cudaStream_t stream, ImagePath path = ImagePath::kAuto) {
+// The image kernels: batch (element type 0 mixed, 1, 2) x (global, shared-memory LUTs), then the
+// one-image kernel (1, 2) x (global, shared).
+typedef void (*ImageBatchKernel)(const tileans_cuda_image_group*, tileans_cuda::u32, const tileans_cuda_image_job*,
+                                 tileans_cuda::u32);
+typedef void (*ImageOneKernel)(tileans_cuda_image_job);
+constexpr int kImageKernels = 10;
+int batch_kernel_id(int elem, bool smem) { return 2 * (elem == 1 || elem == 2 ? elem : 0) + (smem ? 1 : 0); }
+int one_kernel_id(int elem, bool smem) { return 6 + 2 * (elem == 2 ? 1 : 0) + (smem ? 1 : 0); }
+ImageBatchKernel image_batch_kernel(int id) {
   using namespace tileans_cuda::image;
-  const ImageConfig cfg = image_config(im, path);
-  const int ki = (im->elem_type == 2 ? 2 : 0) + (cfg.smem_luts ? 1 : 0);
-  static const ImageKernel kernels[4] = {decode_kernel<1, false>, decode_kernel<1, true>, decode_kernel<2, false>,
-                                         decode_kernel<2, true>};
-  const ImageKernel k = kernels[ki];
+  static const ImageBatchKernel k[6] = {decode_kernel<0, false>, decode_kernel<0, true>, decode_kernel<1, false>,
+                                        decode_kernel<1, true>,  decode_kernel<2, false>, decode_kernel<2, true>};
+  return k[id];
+}
+ImageOneKernel image_one_kernel(int id) {
+  using namespace tileans_cuda::image;
+  static const ImageOneKernel k[4] = {decode_one_kernel<1, false>, decode_one_kernel<1, true>,
+                                      decode_one_kernel<2, false>, decode_one_kernel<2, true>};
+  return k[id - 6];
+}
+const void* image_kernel(int id) {
+  return id < 6 ? reinterpret_cast<const void*>(image_batch_kernel(id)) : reinterpret_cast<const void*>(image_one_kernel(id));
+}
+
+// Make kernel `id` ready for `smem` bytes of dynamic shared memory (the opt-in limit set once per
+// device) and, when `resident` is given, return the blocks of `warps` warps the GPU holds at once
+// with `nl` LUTs staged (queried once per device and configuration).
+tileans_cuda_status ready_image_kernel(int id, unsigned warps, uint32_t nl, size_t smem, int* resident) {
   const int optin = device_smem_optin();
-  if (cfg.smem > (size_t)optin) return TILEANS_CUDA_ERR_TOO_LARGE;  // only a forced path gets here
-  static bool attr_set[4] = {false, false, false, false};
-  if (!attr_set[ki]) {
-    if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess)
-      return TILEANS_CUDA_ERR_CUDA;
-    attr_set[ki] = true;
-  }
-  // blocks the GPU holds at once, per device and configuration (queried once)
-  static int resident[16][4][2][17] = {};
+  if (smem > (size_t)optin) return TILEANS_CUDA_ERR_TOO_LARGE;  // only a forced path gets here
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return TILEANS_CUDA_ERR_CUDA;
-  const uint32_t kk = cfg.smem_luts && im->n_tables <= 16 ? im->n_tables : 0;
+  static bool attr_set[16][kImageKernels] = {};
+  const void* k = image_kernel(id);
+  bool tmp_set = false;
+  bool& set = dev < 16 ? attr_set[dev][id] : tmp_set;
+  if (!set) {
+    if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess)
+      return TILEANS_CUDA_ERR_CUDA;
+    set = true;
+  }
+  if (!resident) return TILEANS_CUDA_OK;
+  static int cache[16][kImageKernels][2][TILEANS_CUDA_MAX_LUTS + 1] = {};
   int tmp = 0;
-  int& res = dev < 16 ? resident[dev][ki][cfg.warps == 16][kk] : tmp;
+  int& res = dev < 16 && nl <= TILEANS_CUDA_MAX_LUTS ? cache[dev][id][warps == 16][nl] : tmp;
   if (!res) {
     int sms = 0, per_sm = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)cfg.warps * 32, cfg.smem) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)warps * 32, smem) != cudaSuccess ||
         per_sm <= 0)
       return TILEANS_CUDA_ERR_CUDA;
     res = sms * per_sm;
   }
-  // one wave: tiles are dealt round-robin over the blocks, so every SM works even when there are
-  // fewer tiles than resident warps (a warp is latency-bound: 8 busy warps on each of 132 SMs beat
-  // 32 on 33 of them); no more blocks than tiles
-  const uint64_t tiles = im->num_tiles * copies;
-  uint64_t blocks = (uint64_t)res;
-  if (blocks > tiles) blocks = tiles;
-  if (!blocks) return TILEANS_CUDA_OK;
-  k<<<(unsigned)blocks, cfg.warps * 32, cfg.smem, stream>>>(*im, d_image, img_stride, d_luts, d_out, out_stride,
-                                                            d_status, copies);
-  return cudaPeekAtLastError() == cudaSuccess ? TILEANS_CUDA_OK : TILEANS_CUDA_ERR_CUDA;
+  *resident = res;
+  return TILEANS_CUDA_OK;
 }
 
 tileans_cuda_status launch_image_luts(const tileans_cuda_image* im, const uint8_t* d_image, uint32_t* d_luts,
                                       cudaStream_t stream) {
   // the tables lie in [64, index_at): reads stay there
   return launch_lut_tasks(d_image, im->index_at, im->table_at, im->n_tables, im->scale_bits, d_luts, stream);
+}
+
+// What the parser guarantees and the kernels rely on for memory safety, re-checked on a header the
+// caller hands back (it may have been built or changed by hand): element type and scale, the tile
+// grid of the matrix, the decoded length, the table area and the index inside the image. The
+// kernels then read the index at index_at + 16 t for t < num_tiles (inside records_at <= image_len),
+// records checked against image_len, and write only tiles of the rows x cols grid.
+bool image_consistent(const tileans_cuda_image* im) {
+  using tileans_host::mul_ok;
+  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
+      im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
+      (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
+    return false;
+  uint64_t units, bytes;
+  if (!mul_ok(im->rows, im->cols, &units) || !mul_ok(units, 2, &bytes) || bytes != im->decoded_len ||
+      bytes > (uint64_t)PTRDIFF_MAX)
+    return false;
+  const uint64_t gr = units ? (im->rows + im->tile_rows - 1) / im->tile_rows : 0;
+  const uint64_t gc = units ? (im->cols + im->tile_cols - 1) / im->tile_cols : 0;
+  if (im->grid_rows != gr || im->grid_cols != gc || im->num_tiles != gr * gc) return false;
+  if (im->index_at != 64ull + im->tables_len || im->num_tiles > (UINT64_MAX - im->index_at) / 16 ||
+      im->records_at != im->index_at + 16 * im->num_tiles || im->records_at > im->image_len)
+    return false;
+  for (uint32_t k = 0; k < im->n_tables; ++k)
+    if (im->table_at[k] < 64 || im->table_at[k] >= im->index_at) return false;
+  return true;
+}
+
+// Argument checks shared by the one-image and batch entry points.
+tileans_cuda_status check_image_args(const tileans_cuda_image* im, const uint8_t* d_image, const uint8_t* d_out,
+                                     size_t out_len, const uint32_t* d_status) {
+  if (!im || !d_image || !aligned16(d_image) || (im->decoded_len && (!d_out || !aligned16(d_out))) ||
+      ((uintptr_t)d_status & 3u))
+    return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  if (!image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
+  if (out_len < im->decoded_len) return TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL;
+  return TILEANS_CUDA_OK;
+}
+
+void make_image_job(const tileans_cuda_image* im, const uint8_t* d_image, uint8_t* d_out, const uint32_t* d_luts,
+                    uint32_t* d_status, uint64_t tile_begin, uint32_t lut_slot, tileans_cuda_image_job* j) {
+  std::memset(j, 0, sizeof(*j));
+  j->im = *im;
+  j->image = (uint64_t)(uintptr_t)d_image;
+  j->out = (uint64_t)(uintptr_t)d_out;
+  j->luts = (uint64_t)(uintptr_t)d_luts;
+  j->status = (uint64_t)(uintptr_t)d_status;
+  j->tile_begin = tile_begin;
+  j->lut_slot = lut_slot;
+}
+
+// One image: its job travels as the kernel parameter (no host copy: capture-safe). The LUTs are
+// at d_luts (built by the caller). One wave: tiles are dealt round-robin over the blocks, so every
+// SM works even when there are fewer tiles than resident warps (a warp is latency-bound: 8 busy
+// warps on each of 132 SMs beat 32 on 33 of them); no more blocks than tiles.
+tileans_cuda_status launch_image_one(const tileans_cuda_image* im, const uint8_t* d_image, const uint32_t* d_luts,
+                                     uint8_t* d_out, uint32_t* d_status, cudaStream_t stream,
+                                     ImagePath path = ImagePath::kAuto) {
+  const ImageConfig cfg = image_config(im, path);
+  if (cfg.smem_luts && im->n_tables > cfg.cap) return TILEANS_CUDA_ERR_TOO_LARGE;  // a forced path
+  const int id = one_kernel_id(im->elem_type, cfg.smem_luts);
+  int res = 0;
+  const tileans_cuda_status s = ready_image_kernel(id, cfg.warps, cfg.smem_luts ? im->n_tables : 0, cfg.smem, &res);
+  if (s != TILEANS_CUDA_OK) return s;
+  const uint64_t blocks = im->num_tiles < (uint64_t)res ? im->num_tiles : (uint64_t)res;
+  if (!blocks) return TILEANS_CUDA_OK;
+  tileans_cuda_image_job job;
+  make_image_job(im, d_image, d_out, d_luts, d_status, 0, 0, &job);
+  image_one_kernel(id)<<<(unsigned)blocks, cfg.warps * 32, cfg.smem, stream>>>(job);
+  return cudaPeekAtLastError() == cudaSuccess ? TILEANS_CUDA_OK : TILEANS_CUDA_ERR_CUDA;
+}
+
+// ---- device image: batches ----------------------------------------------------------------------
+static_assert(sizeof(tileans_cuda_image) == 160 && sizeof(tileans_cuda_image_job) == 208 &&
+                  sizeof(tileans_cuda_image_group) == 48,
+              "layouts documented in tileans_cuda.h");
+// Workspace: the job table (count entries), the group table (at most count entries), then every
+// image's LUTs in item order, each region 256-byte aligned.
+size_t image_jobs_bytes(size_t count) { return align_up(count * sizeof(tileans_cuda_image_job)); }
+size_t image_groups_bytes(size_t count) { return align_up(count * sizeof(tileans_cuda_image_group)); }
+
+// A group is closed once it holds this many blocks' worth of tiles (its share of the grid is then
+// rounded by at most 1 in 16) or when the next image's LUTs would not fit beside its own. Small
+// groups stage few LUTs per block: 4 images of 4 tables each run as 4 groups of ~33 blocks staging
+// 64 KiB, not 2 of 66 staging 128 KiB.
+constexpr uint64_t kGroupBlocks = 16;
+// The batch kernel counts a group's tiles and the job table in 32 bits.
+constexpr uint64_t kMaxBatchTiles = 0x7FFFFFFF, kMaxBatchImages = 0x7FFFFFFF;
+
+// Blocks for each group: about `blocks` in all, in proportion to the groups' tiles, at least 1 and
+// at most its tiles each. Greedy on the largest tiles per block (what the launch waits for).
+std::vector<uint32_t> share_blocks(const std::vector<uint64_t>& tiles, uint64_t blocks) {
+  const size_t G = tiles.size();
+  uint64_t T = 0;
+  for (uint64_t t : tiles) T += t;
+  if (blocks > T) blocks = T;
+  if (blocks < G) blocks = G;
+  std::vector<uint32_t> b(G);
+  uint64_t sum = 0;
+  for (size_t g = 0; g < G; ++g) {
+    const uint64_t q = (uint64_t)((double)blocks * (double)tiles[g] / (double)T);
+    b[g] = (uint32_t)(q < 1 ? 1 : q > tiles[g] ? tiles[g] : q);
+    sum += b[g];
+  }
+  auto load = [&](size_t g, uint64_t n) { return (double)tiles[g] / (double)n; };
+  while (sum > blocks) {  // take a block from the group that suffers least
+    size_t best = G;
+    for (size_t g = 0; g < G; ++g)
+      if (b[g] > 1 && (best == G || load(g, b[g] - 1) < load(best, b[best] - 1))) best = g;
+    if (best == G) break;
+    --b[best];
+    --sum;
+  }
+  while (sum < blocks) {  // give a block to the most loaded group
+    size_t best = G;
+    for (size_t g = 0; g < G; ++g)
+      if (b[g] < tiles[g] && (best == G || load(g, b[g]) > load(best, b[best]))) best = g;
+    if (best == G) break;
+    ++b[best];
+    ++sum;
+  }
+  return b;
+}
+
+tileans_cuda_status prepare_images(const tileans_cuda_image_item* items, size_t count, void* d_workspace,
+                                   size_t workspace_len, tileans_cuda_image_plan* plan, cudaStream_t stream,
+                                   ImagePath path = ImagePath::kAuto) {
+  if (!items || !count || !d_workspace || !plan || !aligned16(d_workspace)) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  if (count > kMaxBatchImages) return TILEANS_CUDA_ERR_TOO_LARGE;
+  uint32_t kmax = 0;
+  int elem = -1;
+  uint64_t total_tiles = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const tileans_cuda_image_item& it = items[i];
+    const tileans_cuda_status s = check_image_args(it.im, it.d_image, it.d_out, it.out_len, it.d_status);
+    if (s != TILEANS_CUDA_OK) return s;
+    if (it.im->n_tables > kmax) kmax = it.im->n_tables;
+    elem = elem < 0 || elem == it.im->elem_type ? it.im->elem_type : 0;
+    if (it.im->num_tiles > kMaxBatchTiles - total_tiles) return TILEANS_CUDA_ERR_TOO_LARGE;
+    total_tiles += it.im->num_tiles;
+  }
+  if (workspace_len < tileans_cuda_image_batch_workspace_size(items, count))
+    return TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL;
+  const ImageConfig cfg = image_config(kmax, path);
+  if (cfg.smem_luts && kmax > cfg.cap) return TILEANS_CUDA_ERR_TOO_LARGE;  // a forced path
+  const int id = batch_kernel_id(elem, cfg.smem_luts);
+  int res0 = 0;
+  tileans_cuda_status s = ready_image_kernel(id, cfg.warps, cfg.smem_luts ? kmax : 0,
+                                            cfg.smem + tileans_cuda::image::kBatchHeaderBytes, &res0);
+  if (s != TILEANS_CUDA_OK) return s;
+  uint8_t* ws = static_cast<uint8_t*>(d_workspace);
+  const size_t groups_at = image_jobs_bytes(count), luts_at = groups_at + image_groups_bytes(count);
+  uint32_t* luts = reinterpret_cast<uint32_t*>(ws + luts_at);
+  // groups of consecutive images (one on the global-LUT path), the jobs' tile and LUT numbering
+  // restarting in each group
+  std::vector<tileans_cuda_image_job> jobs(count);
+  std::vector<tileans_cuda_image_group> groups;
+  std::vector<uint64_t> group_tiles;
+  const uint64_t close_at = (total_tiles * kGroupBlocks + res0 - 1) / (uint64_t)res0;
+  tileans_cuda_image_group cur;
+  std::memset(&cur, 0, sizeof cur);
+  uint64_t lut = 0;  // LUTs of earlier images
+  auto close = [&](uint32_t next_job) {
+    if (cur.tiles) {
+      groups.push_back(cur);
+      group_tiles.push_back(cur.tiles);
+    }
+    std::memset(&cur, 0, sizeof cur);
+    cur.job_first = next_job;
+    cur.luts = (uint64_t)(uintptr_t)(luts + lut * TILEANS_CUDA_LUT_ENTRIES);
+  };
+  close(0);
+  for (size_t i = 0; i < count; ++i) {
+    const tileans_cuda_image& im = *items[i].im;
+    if (cfg.smem_luts && cur.job_count && (cur.lut_count + im.n_tables > cfg.cap || cur.tiles >= close_at))
+      close((uint32_t)i);
+    uint32_t* il = luts + lut * TILEANS_CUDA_LUT_ENTRIES;
+    s = launch_image_luts(&im, items[i].d_image, il, stream);
+    if (s != TILEANS_CUDA_OK) return s;
+    make_image_job(&im, items[i].d_image, items[i].d_out, im.n_tables ? il : nullptr, items[i].d_status, cur.tiles,
+                   cur.lut_count, &jobs[i]);
+    cur.job_count++;
+    cur.tiles += im.num_tiles;
+    if (cfg.smem_luts) cur.lut_count += im.n_tables;
+    lut += im.n_tables;
+  }
+  close((uint32_t)count);
+  // blocks: one wave of the configuration the largest group needs, shared out by tiles
+  uint32_t nl = 0;
+  for (const auto& g : groups) nl = g.lut_count > nl ? g.lut_count : nl;
+  const size_t smem =
+      tileans_cuda::image::bulk_smem_bytes(nl, cfg.warps, cfg.smem_luts) + tileans_cuda::image::kBatchHeaderBytes;
+  int res = 0;
+  s = ready_image_kernel(id, cfg.warps, nl, smem, &res);
+  if (s != TILEANS_CUDA_OK) return s;
+  uint64_t blocks = 0;
+  if (!groups.empty()) {
+    const std::vector<uint32_t> b = share_blocks(group_tiles, (uint64_t)res);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      groups[g].block_first = (uint32_t)blocks;
+      groups[g].block_count = b[g];
+      blocks += b[g];
+      if (blocks > 0x7FFFFFFFull) return TILEANS_CUDA_ERR_TOO_LARGE;
+    }
+  }
+  // the tables in one stream-ordered copy (pageable source: returns once the bytes are staged)
+  std::vector<uint8_t> tables(groups_at + groups.size() * sizeof(tileans_cuda_image_group), 0);
+  std::memcpy(tables.data(), jobs.data(), count * sizeof(tileans_cuda_image_job));
+  if (!groups.empty())
+    std::memcpy(tables.data() + groups_at, groups.data(), groups.size() * sizeof(tileans_cuda_image_group));
+  if (cudaMemcpyAsync(ws, tables.data(), tables.size(), cudaMemcpyHostToDevice, stream) != cudaSuccess)
+    return TILEANS_CUDA_ERR_CUDA;
+  std::memset(plan, 0, sizeof(*plan));
+  plan->count = count;
+  plan->total_tiles = total_tiles;
+  plan->jobs_at = 0;
+  plan->groups_at = groups_at;
+  plan->groups = (uint32_t)groups.size();
+  plan->blocks = (uint32_t)blocks;
+  plan->warps = cfg.warps;
+  plan->smem_bytes = (uint32_t)smem;
+  plan->elem_type = (uint8_t)elem;
+  plan->smem_luts = cfg.smem_luts ? 1 : 0;
+  return TILEANS_CUDA_OK;
 }
 
 }  // namespace
@@ -432,22 +672,52 @@ tileans_cuda_status tileans_cuda_image_build_luts_async(const tileans_cuda_image
                                                         uint32_t* d_luts, cudaStream_t stream) {
   if (!im || !d_image) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
   if (im->n_tables && !d_luts) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  if (!image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
   return launch_image_luts(im, d_image, d_luts, stream);
 }
 
 tileans_cuda_status tileans_cuda_image_decode_async(const tileans_cuda_image* im, const uint8_t* d_image,
                                                     uint8_t* d_out, size_t out_len, uint32_t* d_tile_status,
                                                     void* d_workspace, size_t workspace_len, cudaStream_t stream) {
-  if (!im || !d_image || !aligned16(d_image) || (im->decoded_len && (!d_out || !aligned16(d_out))))
-    return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
-  if (out_len < im->decoded_len) return TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL;
+  const tileans_cuda_status a = check_image_args(im, d_image, d_out, out_len, d_tile_status);
+  if (a != TILEANS_CUDA_OK) return a;
   if (im->n_tables && (!d_workspace || !aligned16(d_workspace))) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
   if (workspace_len < tileans_cuda_image_workspace_size(im)) return TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL;
   if (!im->num_tiles) return TILEANS_CUDA_OK;
   uint32_t* luts = im->n_tables ? static_cast<uint32_t*>(d_workspace) : nullptr;
   const tileans_cuda_status s = launch_image_luts(im, d_image, luts, stream);
   if (s != TILEANS_CUDA_OK) return s;
-  return launch_image(im, d_image, 0, luts, d_out, 0, d_tile_status, 1, stream);
+  return launch_image_one(im, d_image, luts, d_out, d_tile_status, stream);
+}
+
+size_t tileans_cuda_image_batch_workspace_size(const tileans_cuda_image_item* items, size_t count) {
+  if (!items) return 0;
+  size_t luts = 0;
+  for (size_t i = 0; i < count; ++i) luts += tileans_cuda_image_workspace_size(items[i].im);
+  return image_jobs_bytes(count) + image_groups_bytes(count) + luts;
+}
+
+tileans_cuda_status tileans_cuda_image_prepare_async(const tileans_cuda_image_item* items, size_t count,
+                                                     void* d_workspace, size_t workspace_len,
+                                                     tileans_cuda_image_plan* plan, cudaStream_t stream) {
+  return prepare_images(items, count, d_workspace, workspace_len, plan, stream);
+}
+
+tileans_cuda_status tileans_cuda_image_decode_batch_async(const tileans_cuda_image_plan* plan,
+                                                          const void* d_workspace, cudaStream_t stream) {
+  if (!plan || !d_workspace || !aligned16(d_workspace) || plan->elem_type > 2 || !plan->warps || plan->warps > 32 ||
+      plan->count > kMaxBatchImages || plan->groups > plan->count || plan->blocks > 0x7FFFFFFFu)
+    return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  if (!plan->blocks) return TILEANS_CUDA_OK;
+  if (!plan->groups) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
+  const int id = batch_kernel_id(plan->elem_type, plan->smem_luts != 0);
+  const tileans_cuda_status s = ready_image_kernel(id, plan->warps, 0, plan->smem_bytes, nullptr);
+  if (s != TILEANS_CUDA_OK) return s;
+  const uint8_t* ws = static_cast<const uint8_t*>(d_workspace);
+  image_batch_kernel(id)<<<plan->blocks, plan->warps * 32, plan->smem_bytes, stream>>>(
+      reinterpret_cast<const tileans_cuda_image_group*>(ws + plan->groups_at), plan->groups,
+      reinterpret_cast<const tileans_cuda_image_job*>(ws + plan->jobs_at), (tileans_cuda::u32)plan->count);
+  return cudaPeekAtLastError() == cudaSuccess ? TILEANS_CUDA_OK : TILEANS_CUDA_ERR_CUDA;
 }
 
 }  // extern "C"

@@ -8,12 +8,16 @@
 //   gpu_check image DIR [--quick]   the device-image cases of DIR/manifest.txt (image, image-corrupt,
 //                                   image-reject): whole-image decodes bit-exact through every launch
 //                                   configuration, statuses of corrupt images against the CPU
-//                                   decoder's verdicts, a tile into shared memory, graph capture;
-//                                   --parse: the host parse pass only
+//                                   decoder's verdicts, a tile into shared memory, graph capture; then
+//                                   the cases again as batches (all in one launch, mixed types and
+//                                   LUT counts; every path; graph replay; corrupt table entries;
+//                                   argument checks); --parse: the host parse pass only
 //   gpu_check bench DIR G...        BF16 throughput on DIR/G.tan (4 device copies decoded in one
 //                                   batched launch), checked against DIR/raw.bin; the copy bound;
-//                                   single-tile decode time and all-SM tile rate; the same for the
-//                                   device image DIR/G.tai when it exists
+//                                   single-tile decode time and all-SM tile rate; for the device
+//                                   image DIR/G.tai when it exists: the 4 copies as one batch through
+//                                   tileans_cuda_image_decode_batch_async, one copy through
+//                                   tileans_cuda_image_decode_async, one warp's tile time
 //
 // Built as one translation unit with the shim and the kernels:
 //   nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude -Icuda/src cuda/tools/gpu_check.cu -o gpu_check
@@ -453,9 +457,11 @@ static const char* path_name(ImagePath p) {
     default: return "decode_async";
   }
 }
-static bool path_fits(const tileans_cuda_image& im, ImagePath p) {
-  return image_config(&im, p).smem <= (size_t)device_smem_optin();
+static bool path_fits(uint32_t kmax, ImagePath p) {
+  const ImageConfig c = image_config(kmax, p);
+  return c.smem <= (size_t)device_smem_optin() && (!c.smem_luts || kmax <= c.cap);
 }
+static bool path_fits(const tileans_cuda_image& im, ImagePath p) { return path_fits(im.n_tables, p); }
 
 // Decode `l` on the device with path p into out (poisoned first, 16 guard bytes after the tensor)
 // and statuses into st. Returns the call's status.
@@ -472,7 +478,7 @@ static tileans_cuda_status image_decode(const LoadedImage& l, ImagePath p, const
   } else {
     s = tileans_cuda_image_build_luts_async(&im, d_img, reinterpret_cast<uint32_t*>(ws.p), 0);
     if (s == TILEANS_CUDA_OK)
-      s = launch_image(&im, d_img, 0, reinterpret_cast<uint32_t*>(ws.p), d_out, 0, d_st, 1, 0, p);
+      s = launch_image_one(&im, d_img, reinterpret_cast<uint32_t*>(ws.p), d_out, d_st, 0, p);
   }
   CK(cudaDeviceSynchronize());
   CK(cudaGetLastError());
@@ -634,6 +640,233 @@ static void test_image_corrupt(const Case& c) {
   }
 }
 
+// ---- image batches (tileans_cuda_image_prepare_async / tileans_cuda_image_decode_batch_async) -----
+struct BatchImage {
+  std::string name;
+  LoadedImage l;
+  std::vector<uint8_t> want;    // image: the expected tensor
+  std::vector<uint8_t> okmask;  // image-corrupt: the CPU decoder's verdict per tile
+  bool corrupt = false;
+  uint8_t* d_img = nullptr;
+  uint8_t* d_out = nullptr;
+  uint32_t* d_st = nullptr;
+};
+
+static std::string plan_str(const tileans_cuda_image_plan& p) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%llu images, %llu tiles, %u groups, %u blocks x %u warps, %u KiB shared, %s LUTs, %s",
+                (unsigned long long)p.count, (unsigned long long)p.total_tiles, p.groups, p.blocks, p.warps,
+                p.smem_bytes / 1024, p.smem_luts ? "shared-memory" : "global-memory",
+                p.elem_type == 1 ? "BF16" : p.elem_type == 2 ? "F16" : "mixed types");
+  return buf;
+}
+
+static void poison_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& sel) {
+  for (size_t i : sel) {
+    CK(cudaMemset(cs[i].d_out, 0xA5, cs[i].l.im.decoded_len + 16));
+    CK(cudaMemset(cs[i].d_st, 0xFF, cs[i].l.im.num_tiles * 4 + 4));
+  }
+}
+
+// Every output and status of the batch against the CPU decoder; `skip` (nullable): images whose
+// statuses must stay poisoned (never decoded, a corrupt table entry), `layout`: images whose every
+// tile must say TILEANS_CUDA_TILE_LAYOUT.
+static void check_batch(const std::vector<BatchImage>& cs, const std::vector<size_t>& sel, const std::string& what,
+                        const std::vector<bool>* skip = nullptr, const std::vector<bool>* layout = nullptr) {
+  size_t bad = 0, flagged = 0, tiles = 0;
+  std::string detail;
+  auto note = [&](const std::string& d) {
+    if (++bad <= 4) detail += " " + d + ";";
+  };
+  for (size_t k = 0; k < sel.size(); ++k) {
+    const BatchImage& c = cs[sel[k]];
+    const tileans_cuda_image& im = c.l.im;
+    std::vector<uint32_t> st(im.num_tiles);
+    if (!st.empty()) CK(cudaMemcpy(st.data(), c.d_st, st.size() * 4, cudaMemcpyDeviceToHost));
+    tiles += st.size();
+    if (!tail_untouched(c.d_out, im.decoded_len)) note(c.name + ": write past the end");
+    if (skip && (*skip)[k]) {
+      if (!std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0xFFFFFFFFu; }))
+        note(c.name + ": decoded although its table entry is corrupt");
+      continue;
+    }
+    if (layout && (*layout)[k]) {
+      if (!std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == TILEANS_CUDA_TILE_LAYOUT; }))
+        note(c.name + ": " + status_summary(st) + ", want every tile LAYOUT");
+      continue;
+    }
+    for (uint32_t x : st) flagged += x != 0;
+    if (c.corrupt) {
+      size_t mism = 0;
+      for (size_t t = 0; t < st.size(); ++t) mism += (st[t] == 0) != (c.okmask[t] != 0);
+      if (mism) note(c.name + ": " + std::to_string(mism) + " tile verdicts differ from the CPU's");
+    } else {
+      std::vector<uint8_t> got(im.decoded_len);
+      if (!got.empty()) CK(cudaMemcpy(got.data(), c.d_out, got.size(), cudaMemcpyDeviceToHost));
+      const bool ok_st = std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; });
+      if (got != c.want || !ok_st) note(c.name + ": " + first_diff(got, c.want) + "; " + status_summary(st));
+    }
+  }
+  verdict(bad == 0, what + " (" + std::to_string(sel.size()) + " images, " + std::to_string(tiles) + " tiles, " +
+                        std::to_string(flagged) + " flagged)",
+          detail);
+}
+
+// One batch through path p: prepare, decode, check; optionally captured in a graph and replayed,
+// and with corrupt table entries written into the workspace after the prepare.
+static void image_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& sel, ImagePath p,
+                        const std::string& what, cudaStream_t stream, bool extras) {
+  std::vector<tileans_cuda_image_item> items;
+  for (size_t i : sel) items.push_back({&cs[i].l.im, cs[i].d_img, cs[i].d_out, cs[i].l.im.decoded_len, cs[i].d_st});
+  const size_t n = items.size(), wsl = tileans_cuda_image_batch_workspace_size(items.data(), n);
+  Dev<uint8_t> ws(wsl);
+  tileans_cuda_image_plan plan;
+  const std::string name = what + " [" + path_name(p) + "]";
+  poison_batch(cs, sel);
+  tileans_cuda_status s = prepare_images(items.data(), n, ws.p, wsl, &plan, stream, p);
+  if (s != TILEANS_CUDA_OK) return verdict(false, name + " prepare", tileans_cuda_status_str(s));
+  std::printf("%s: %s\n", name.c_str(), plan_str(plan).c_str());
+  s = tileans_cuda_image_decode_batch_async(&plan, ws.p, stream);
+  CK(cudaStreamSynchronize(stream));
+  CK(cudaGetLastError());
+  if (s != TILEANS_CUDA_OK) return verdict(false, name + " decode", tileans_cuda_status_str(s));
+  check_batch(cs, sel, name);
+  if (!extras) return;
+  // captured in a CUDA graph, replayed twice over poisoned outputs
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  s = tileans_cuda_image_decode_batch_async(&plan, ws.p, stream);
+  CK(cudaStreamEndCapture(stream, &g));
+  verdict(s == TILEANS_CUDA_OK, name + " decode under capture", tileans_cuda_status_str(s));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  for (int r = 0; r < 2; ++r) {
+    poison_batch(cs, sel);
+    CK(cudaGraphLaunch(ge, stream));
+    CK(cudaStreamSynchronize(stream));
+    check_batch(cs, sel, name + " graph replay " + std::to_string(r));
+  }
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  // corrupt table entries (the workspace overwritten after the prepare): the kernel must neither
+  // read nor write elsewhere (memcheck) and must decode every image the entry does not concern
+  std::vector<tileans_cuda_image_job> jobs(n);
+  std::vector<tileans_cuda_image_group> groups(plan.groups);
+  CK(cudaMemcpy(jobs.data(), ws.p + plan.jobs_at, n * sizeof jobs[0], cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(groups.data(), ws.p + plan.groups_at, groups.size() * sizeof groups[0], cudaMemcpyDeviceToHost));
+  size_t j = n;  // an image with tiles, the last of its group when it shares one
+  for (size_t k = 0; k < n; ++k)
+    if (cs[sel[k]].l.im.num_tiles) j = k;
+  if (j == n) return;
+  auto rerun = [&](const std::string& tag, const std::vector<bool>* skip, const std::vector<bool>* layout) {
+    poison_batch(cs, sel);
+    CK(cudaMemcpy(ws.p + plan.jobs_at, jobs.data(), n * sizeof jobs[0], cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(ws.p + plan.groups_at, groups.data(), groups.size() * sizeof groups[0], cudaMemcpyHostToDevice));
+    const tileans_cuda_status r = tileans_cuda_image_decode_batch_async(&plan, ws.p, stream);
+    CK(cudaStreamSynchronize(stream));
+    CK(cudaGetLastError());
+    verdict(r == TILEANS_CUDA_OK, name + " " + tag + " decode call", tileans_cuda_status_str(r));
+    check_batch(cs, sel, name + " " + tag, skip, layout);
+  };
+  const std::vector<tileans_cuda_image_job> jobs0 = jobs;
+  const std::vector<tileans_cuda_image_group> groups0 = groups;
+  std::vector<bool> mark(n, false);
+  mark[j] = true;
+  // a tile range that no longer matches the group's: the image's tiles are skipped
+  jobs[j].tile_begin += 1ull << 40;
+  rerun("job " + std::to_string(j) + " with a wrong tile_begin", &mark, nullptr);
+  jobs = jobs0;
+  if (plan.smem_luts) {  // LUT slots beyond the staged ones: every tile of the image flagged
+    jobs[j].lut_slot = 0xFFFFFFF0u;
+    rerun("job " + std::to_string(j) + " with a wrong lut_slot", nullptr, &mark);
+    jobs = jobs0;
+  }
+  // a group whose job range leaves the table: its blocks do nothing
+  size_t gi = 0;
+  while (gi + 1 < groups.size() && groups[gi].job_first + groups[gi].job_count <= j) ++gi;
+  std::vector<bool> in_group(n, false);
+  for (size_t k = groups[gi].job_first; k < groups[gi].job_first + groups[gi].job_count && k < n; ++k)
+    in_group[k] = cs[sel[k]].l.im.num_tiles != 0;
+  groups[gi].job_count = 0xFFFFFFFFu;
+  rerun("group " + std::to_string(gi) + " with a job range past the table", &in_group, nullptr);
+  groups = groups0;
+  // and the batch's argument checks
+  if (n) {
+    std::vector<tileans_cuda_image_item> bad = items;
+    tileans_cuda_image h = *bad[j].im;
+    h.num_tiles += 1;  // a header the parser would not have produced
+    bad[j].im = &h;
+    s = tileans_cuda_image_prepare_async(bad.data(), n, ws.p, wsl, &plan, stream);
+    verdict(s == TILEANS_CUDA_ERR_INVALID_HEADER, name + " inconsistent header refused", tileans_cuda_status_str(s));
+    bad = items;
+    if (bad[j].im->decoded_len) {
+      bad[j].out_len -= 1;
+      s = tileans_cuda_image_prepare_async(bad.data(), n, ws.p, wsl, &plan, stream);
+      verdict(s == TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL, name + " short output refused", tileans_cuda_status_str(s));
+      bad = items;
+      bad[j].d_out += 2;
+      s = tileans_cuda_image_prepare_async(bad.data(), n, ws.p, wsl, &plan, stream);
+      verdict(s == TILEANS_CUDA_ERR_INVALID_ARGUMENT, name + " misaligned output refused", tileans_cuda_status_str(s));
+    }
+    s = tileans_cuda_image_prepare_async(items.data(), n, ws.p, wsl - 1, &plan, stream);
+    verdict(s == TILEANS_CUDA_ERR_WORKSPACE_TOO_SMALL, name + " short workspace refused", tileans_cuda_status_str(s));
+    CK(cudaStreamSynchronize(stream));
+  }
+}
+
+// The suite's image and image-corrupt cases once more as batches: all of them in one launch (mixed
+// BF16 / F16 and LUT counts; the 16-table case sends it to the global-LUT path), those whose LUTs a
+// block can stage (shared-memory groups), each element type alone; every path that fits.
+static void test_image_batches(const std::vector<Case>& cases, bool quick) {
+  std::vector<BatchImage> cs;
+  for (const Case& c : cases) {
+    if ((c.kind != "image" && c.kind != "image-corrupt") || (quick && !c.quick)) continue;
+    BatchImage b;
+    b.name = c.name;
+    b.l = load_image(c.frame);
+    if (b.l.st != TILEANS_CUDA_OK) continue;  // reported by the per-case tests
+    b.corrupt = c.kind == "image-corrupt";
+    (b.corrupt ? b.okmask : b.want) = slurp(c.expected);
+    if (b.corrupt ? b.okmask.size() != b.l.im.num_tiles : b.want.size() != b.l.im.decoded_len) continue;
+    CK(cudaMalloc(&b.d_img, b.l.bytes.size() + 16));
+    CK(cudaMemcpy(b.d_img, b.l.bytes.data(), b.l.bytes.size(), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&b.d_out, b.l.im.decoded_len + 16));
+    CK(cudaMalloc(&b.d_st, b.l.im.num_tiles * 4 + 4));
+    cs.push_back(std::move(b));
+  }
+  if (cs.empty()) return;
+  const uint32_t cap32 = image_config(0u, ImagePath::kSmem32).cap;
+  std::vector<size_t> all, fit, bf16, f16;
+  for (size_t i = 0; i < cs.size(); ++i) {
+    const tileans_cuda_image& im = cs[i].l.im;
+    all.push_back(i);
+    if (im.n_tables > cap32) continue;
+    fit.push_back(i);
+    (im.elem_type == 1 ? bf16 : f16).push_back(i);
+  }
+  cudaStream_t stream;
+  CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  struct Sel {
+    const char* what;
+    const std::vector<size_t>* sel;
+  };
+  for (const Sel& b : {Sel{"image batch, every case", &all}, Sel{"image batch, stageable LUTs", &fit},
+                       Sel{"image batch, BF16", &bf16}, Sel{"image batch, F16", &f16}}) {
+    if (b.sel->empty()) continue;
+    uint32_t kmax = 0;
+    for (size_t i : *b.sel) kmax = std::max(kmax, cs[i].l.im.n_tables);
+    for (ImagePath p : kImagePaths)
+      if (path_fits(kmax, p))
+        image_batch(cs, *b.sel, p, b.what, stream, p == ImagePath::kAuto && b.sel->size() > 1 && b.sel != &bf16);
+  }
+  CK(cudaStreamDestroy(stream));
+  for (BatchImage& b : cs) {
+    cudaFree(b.d_img);
+    cudaFree(b.d_out);
+    cudaFree(b.d_st);
+  }
+}
+
 static int run_image(const std::string& dir, bool quick, bool parse_only) {
   const std::vector<Case> cases = manifest(dir);
   size_t n = 0;
@@ -650,6 +883,7 @@ static int run_image(const std::string& dir, bool quick, bool parse_only) {
     else if (c.kind == "image") test_image(c);
     else if (c.kind == "image-corrupt") test_image_corrupt(c);
   }
+  if (n && !parse_only) test_image_batches(cases, quick);
   if (!n) std::printf("no image cases in %s/manifest.txt\n", dir.c_str());
   std::printf("gpu_check image%s%s: %zu cases, %d passed, %d failed\n", parse_only ? " --parse" : "",
               quick ? " --quick" : "", n, g_pass, g_fail);
@@ -778,9 +1012,10 @@ __global__ void image_seq_kernel(const __grid_constant__ tileans_cuda_image im, 
   }
 }
 
-// The device image DIR/G.tai: R copies decoded by one launch of the bulk image kernel (as the
-// frames are by one batched launch), checked bit-exact against raw.bin; decode_async of one copy
-// (LUT build included); one warp decoding the first 64 tiles in sequence. Appends a table row.
+// The device image DIR/G.tai: R copies decoded as one batch through the public API
+// (tileans_cuda_image_prepare_async once, tileans_cuda_image_decode_batch_async timed), checked
+// bit-exact against raw.bin; one copy alone through tileans_cuda_image_decode_async (LUT build
+// included, timed); one warp decoding the first 64 tiles in sequence. Appends a table row.
 static void bench_image(const std::string& dir, const std::string& g, const std::vector<uint8_t>& raw, size_t R,
                         int reps, double copy_gbs, cudaStream_t s, std::vector<std::string>& rows) {
   LoadedImage l = load_image(dir + "/" + g + ".tai");
@@ -790,55 +1025,95 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
     return;
   }
   const double bits = l.bytes.size() * 8.0 / (raw.size() / 2.0);
-  const uint64_t stride = (l.bytes.size() + 255) & ~uint64_t(255), T = im.num_tiles;
-  Dev<uint8_t> img(R * stride), out(R * raw.size());
-  Dev<uint32_t> st(R * T), luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
-  for (size_t i = 0; i < R; ++i)
-    CK(cudaMemcpy(img.p + i * stride, l.bytes.data(), l.bytes.size(), cudaMemcpyHostToDevice));
-  CK(cudaMemset(out.p, 0xEE, R * raw.size()));
-  CK(cudaMemset(st.p, 0xFF, R * T * 4));
-  if (tileans_cuda_image_build_luts_async(&im, img.p, luts.p, s) != TILEANS_CUDA_OK) {
-    verdict(false, "bench " + g + ".tai", "LUT build");
-    return;
+  const uint64_t T = im.num_tiles;
+  std::vector<uint8_t*> imgs(R), outs(R);
+  std::vector<uint32_t*> sts(R);
+  std::vector<tileans_cuda_image_item> items(R);
+  for (size_t i = 0; i < R; ++i) {  // separate allocations, as an engine's tensors are
+    CK(cudaMalloc(&imgs[i], l.bytes.size()));
+    CK(cudaMemcpy(imgs[i], l.bytes.data(), l.bytes.size(), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&outs[i], raw.size()));
+    CK(cudaMemset(outs[i], 0xEE, raw.size()));
+    CK(cudaMalloc(&sts[i], T * 4));
+    CK(cudaMemset(sts[i], 0xFF, T * 4));
+    items[i] = {&im, imgs[i], outs[i], raw.size(), sts[i]};
   }
+  auto release = [&] {
+    for (size_t i = 0; i < R; ++i) {
+      cudaFree(imgs[i]);
+      cudaFree(outs[i]);
+      cudaFree(sts[i]);
+    }
+  };
+  const size_t wsb = tileans_cuda_image_batch_workspace_size(items.data(), R);
+  Dev<uint8_t> wb(wsb);
+  tileans_cuda_image_plan plan;
+  tileans_cuda_status ps = tileans_cuda_image_prepare_async(items.data(), R, wb.p, wsb, &plan, s);
   CK(cudaStreamSynchronize(s));
-  const ImageConfig cfg = image_config(&im, ImagePath::kAuto);
+  if (ps != TILEANS_CUDA_OK) {
+    verdict(false, "bench " + g + ".tai batch prepare", tileans_cuda_status_str(ps));
+    return release();
+  }
   tileans_cuda_status ls = TILEANS_CUDA_OK;
   const double ms = time_ms(
       [&] {
-        const tileans_cuda_status r = launch_image(&im, img.p, stride, luts.p, out.p, raw.size(), st.p, (uint32_t)R, s);
+        const tileans_cuda_status r = tileans_cuda_image_decode_batch_async(&plan, wb.p, s);
         if (r != TILEANS_CUDA_OK) ls = r;
       },
       reps, s);
   bool ok = ls == TILEANS_CUDA_OK;
-  for (size_t i = 0; i < R && ok; ++i) {
+  std::vector<uint32_t> all_st;
+  for (size_t i = 0; i < R; ++i) {
     std::vector<uint8_t> got(raw.size());
-    CK(cudaMemcpy(got.data(), out.p + i * raw.size(), raw.size(), cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(got.data(), outs[i], raw.size(), cudaMemcpyDeviceToHost));
     if (got != raw) {
       ok = false;
       std::printf("%s.tai copy %zu: %s\n", g.c_str(), i, first_diff(got, raw).c_str());
     }
+    std::vector<uint32_t> st(T);
+    CK(cudaMemcpy(st.data(), sts[i], T * 4, cudaMemcpyDeviceToHost));
+    all_st.insert(all_st.end(), st.begin(), st.end());
   }
-  const auto sts = st.download();
-  ok = ok && std::all_of(sts.begin(), sts.end(), [](uint32_t x) { return x == 0; });
-  verdict(ok, "bench " + g + ".tai output bit-exact", status_summary(sts));
+  ok = ok && std::all_of(all_st.begin(), all_st.end(), [](uint32_t x) { return x == 0; });
+  verdict(ok, "bench " + g + ".tai batch output bit-exact", status_summary(all_st));
   const double gbs = R * raw.size() / ms / 1e6;
-  // one image through the public entry point (LUT build + decode)
+  // one image through the public single-image entry point (LUT build + decode), checked too
   const size_t wsl = tileans_cuda_image_workspace_size(&im);
   Dev<uint8_t> ws(wsl);
+  CK(cudaMemset(outs[0], 0xEE, raw.size()));
+  CK(cudaMemset(sts[0], 0xFF, T * 4));
+  tileans_cuda_status ss = TILEANS_CUDA_OK;
   const double ms1 = time_ms(
-      [&] { tileans_cuda_image_decode_async(&im, img.p, out.p, raw.size(), st.p, ws.p, wsl, s); }, reps, s);
+      [&] {
+        const tileans_cuda_status r = tileans_cuda_image_decode_async(&im, imgs[0], outs[0], raw.size(), sts[0], ws.p, wsl, s);
+        if (r != TILEANS_CUDA_OK) ss = r;
+      },
+      reps, s);
+  {
+    std::vector<uint8_t> got(raw.size());
+    CK(cudaMemcpy(got.data(), outs[0], raw.size(), cudaMemcpyDeviceToHost));
+    std::vector<uint32_t> st(T);
+    CK(cudaMemcpy(st.data(), sts[0], T * 4, cudaMemcpyDeviceToHost));
+    verdict(ss == TILEANS_CUDA_OK && got == raw && std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; }),
+            "bench " + g + ".tai decode_async output bit-exact", first_diff(got, raw) + "; " + status_summary(st));
+  }
   // one warp, the first 64 tiles in sequence
   const unsigned seq = (unsigned)std::min<uint64_t>(64, T);
   const size_t smem_seq = (size_t)im.n_tables * TILEANS_CUDA_LUT_BYTES + tileans_cuda::image::kRingBytes;
   double us_tile = -1;
   if (smem_seq <= (size_t)device_smem_optin()) {
+    Dev<uint32_t> luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
+    if (tileans_cuda_image_build_luts_async(&im, imgs[0], luts.p, s) != TILEANS_CUDA_OK) {
+      verdict(false, "bench " + g + ".tai", "LUT build");
+      return release();
+    }
     auto k = im.elem_type == 1 ? image_seq_kernel<1> : image_seq_kernel<2>;
     CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, device_smem_optin()));
-    const double ms_seq =
-        time_ms([&] { k<<<1, 32, smem_seq, s>>>(im, img.p, luts.p, out.p, st.p, seq); }, std::max(3, reps / 4), s);
-    const auto st1 = st.download();
-    verdict(std::all_of(st1.begin(), st1.begin() + seq, [](uint32_t x) { return x == 0; }), "bench " + g + ".tai tile ok");
+    const double ms_seq = time_ms([&] { k<<<1, 32, smem_seq, s>>>(im, imgs[0], luts.p, outs[0], sts[0], seq); },
+                                  std::max(3, reps / 4), s);
+    std::vector<uint32_t> st1(seq);
+    CK(cudaMemcpy(st1.data(), sts[0], seq * 4, cudaMemcpyDeviceToHost));
+    verdict(std::all_of(st1.begin(), st1.end(), [](uint32_t x) { return x == 0; }), "bench " + g + ".tai tile ok");
     us_tile = ms_seq * 1000.0 / seq;
     int clk_khz = 0;
     CK(cudaDeviceGetAttribute(&clk_khz, cudaDevAttrClockRate, 0));
@@ -846,11 +1121,13 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
     std::printf("%-10s image, one warp, one tile at a time: %.2f us/tile (%.0f cycles per step at %d MHz)\n",
                 g.c_str(), us_tile, us_tile * clk_khz / 1e3 / steps, clk_khz / 1000);
   }
-  std::printf("%-10s image kernel: %s LUTs, %u warps per block, %zu bytes of shared memory\n", g.c_str(),
-              cfg.smem_luts ? "shared-memory" : "global-memory", cfg.warps, cfg.smem);
+  std::printf("%-10s image batch of %zu (public API): %s\n", g.c_str(), R, plan_str(plan).c_str());
+  std::printf("%-10s image: batch of %zu %.0f GB/s (decode_batch_async, %.3f ms); one image %.0f GB/s "
+              "(decode_async incl. LUT build, %.3f ms)\n",
+              g.c_str(), R, gbs, ms, raw.size() / ms1 / 1e6, ms1);
   const double syms_tile = (double)raw.size() / 2 / T;
   char tpb[16], ust[16], tgb[16];
-  std::snprintf(tpb, sizeof tpb, "w%u", cfg.warps);
+  std::snprintf(tpb, sizeof tpb, "w%u", plan.warps);
   std::snprintf(ust, sizeof ust, us_tile < 0 ? "-" : "%.2f", us_tile);
   std::snprintf(tgb, sizeof tgb, us_tile < 0 ? "-" : "%.0f", syms_tile * 2 / us_tile / 1e3);
   char buf[400];
@@ -859,6 +1136,7 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
                 "-", "-", 100.0 * gbs / (copy_gbs / (1.0 + bits / 16.0)), ok ? "yes" : "NO");
   rows.push_back(buf);
   std::printf("%s\n", buf);
+  release();
 }
 
 static int run_bench(const std::string& dir, const std::vector<std::string>& geoms, int reps) {
@@ -989,9 +1267,9 @@ static int run_bench(const std::string& dir, const std::vector<std::string>& geo
   std::printf("# bulk: batched launch of 4 frames (GB/s of BF16 output); one: decode_async of 1 frame incl. LUT "
               "build;\n# tile: one warp decoding tiles in sequence (us per tile, GB/s of that warp); all-SM: every "
               "tile via the single-tile kernel, 4 warps/block; bound%%: bulk over copy/(1+bits/16)\n");
-  std::printf("# G.tai rows: the device image of G (tileans_cuda_image.cuh): bulk = one launch of the image kernel "
-              "over the 4 copies,\n# tpb = warps per block; one = tileans_cuda_image_decode_async incl. LUT build; "
-              "tile = one warp, first 64 tiles\n");
+  std::printf("# G.tai rows: the device image of G (tileans_cuda_image.cuh): bulk = the 4 copies as one batch through "
+              "the public API\n# (tileans_cuda_image_decode_batch_async, one launch), tpb = warps per block; one = "
+              "tileans_cuda_image_decode_async\n# of one copy incl. LUT build; tile = one warp, first 64 tiles\n");
   std::printf("%-10s %6s %6s %5s %6s %7s %6s %7s %8s %8s %7s %8s %6s %s\n", "geometry", "bits", "tiles", "tpb",
               "bulk_ms", "bulk_GBs", "one_ms", "one_GBs", "us/tile", "tile_GBs", "all_ms", "all_GBs", "bound%",
               "exact");
