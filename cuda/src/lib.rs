@@ -709,12 +709,7 @@ impl GpuDecoder {
         }
         let bytes = s.clone_dtoh(&out)?;
         let st = s.clone_dtoh(&status)?;
-        Ok(offs
-            .iter()
-            .zip(&lens)
-            .zip(st)
-            .map(|((&o, &l), st)| (bytes[o as usize..o as usize + l].to_vec(), st))
-            .collect())
+        Ok(split_tiles(&bytes, &offs, &lens, st))
     }
 
     /// Decode a device image (docs/FORMAT.md section 11, `tileans::image::build`) into the dense
@@ -751,12 +746,7 @@ impl GpuDecoder {
             total += (len + 15) & !15;
         }
         let (bytes, st) = self.launch_image(&h, image, Some((tiles, &offs)), total as usize, fast)?;
-        Ok(offs
-            .iter()
-            .zip(&lens)
-            .zip(st)
-            .map(|((&o, &l), st)| (bytes[o as usize..o as usize + l].to_vec(), st))
-            .collect())
+        Ok(split_tiles(&bytes, &offs, &lens, st))
     }
 
     /// The device-image program (NVRTC, a few seconds on the first image decode; frame-only
@@ -852,3 +842,9 @@ struct JobArg([u64; 16]);
 
 // SAFETY: plain old data with the size and alignment of `tileans_cuda_job`.
 unsafe impl cudarc::driver::DeviceRepr for JobArg {}
+
+/// Tiles decoded side by side into one buffer (tile `i` at `offs[i]`, `lens[i]` bytes), with their
+/// statuses, as separate byte vectors.
+fn split_tiles(bytes: &[u8], offs: &[u64], lens: &[usize], status: Vec<u32>) -> Vec<(Vec<u8>, u32)> {
+    offs.iter().zip(lens).zip(status).map(|((&o, &l), st)| (bytes[o as usize..o as usize + l].to_vec(), st)).collect()
+}

@@ -143,18 +143,23 @@ __global__ void engine_tile_kernel(const __grid_constant__ tileans_cuda_job job,
 }
 
 // ---- correctness ------------------------------------------------------------------------------
-struct Loaded {
+// A file and its parsed header f: a frame (Info = tileans_cuda_frame) or a device image.
+template <class Info>
+struct LoadedAs {
   std::vector<uint8_t> bytes;
-  tileans_cuda_frame f;
+  Info f;
   tileans_cuda_status st;
 };
+using Loaded = LoadedAs<tileans_cuda_frame>;
 
-static Loaded load(const std::string& path) {
-  Loaded l;
+template <class Info, class Parse>
+static LoadedAs<Info> load_with(const std::string& path, Parse parse) {
+  LoadedAs<Info> l;
   l.bytes = slurp(path);
-  l.st = tileans_cuda_parse(l.bytes.data(), l.bytes.size(), l.bytes.size(), &l.f);
+  l.st = parse(l.bytes.data(), l.bytes.size(), l.bytes.size(), &l.f);
   return l;
 }
+static Loaded load(const std::string& path) { return load_with<tileans_cuda_frame>(path, tileans_cuda_parse); }
 
 static void test_full(const Case& c) {
   Loaded l = load(c.frame);
@@ -400,17 +405,9 @@ static void test_reject(const Case& c) {
 // ---- device images (include/tileans_cuda_image.cuh, docs/FORMAT.md section 11) ---------------
 static bool is_image_case(const Case& c) { return c.kind.compare(0, 5, "image") == 0; }
 
-struct LoadedImage {
-  std::vector<uint8_t> bytes;
-  tileans_cuda_image im;
-  tileans_cuda_status st;
-};
-
+using LoadedImage = LoadedAs<tileans_cuda_image>;
 static LoadedImage load_image(const std::string& path) {
-  LoadedImage l;
-  l.bytes = slurp(path);
-  l.st = tileans_cuda_image_parse(l.bytes.data(), l.bytes.size(), l.bytes.size(), &l.im);
-  return l;
+  return load_with<tileans_cuda_image>(path, tileans_cuda_image_parse);
 }
 
 // Host pass of one image case: accepted ones parse the same from the header, tables and index
@@ -425,18 +422,18 @@ static void test_image_parse(const Case& c) {
   std::string d = tileans_cuda_status_str(l.st);
   if (ok && c.kind == "image") {
     const size_t want = slurp(c.expected).size();
-    ok = want == l.im.decoded_len;
-    if (!ok) d = "decoded_len " + std::to_string(l.im.decoded_len) + " vs expected " + std::to_string(want);
+    ok = want == l.f.decoded_len;
+    if (!ok) d = "decoded_len " + std::to_string(l.f.decoded_len) + " vs expected " + std::to_string(want);
   }
-  if (ok && c.kind == "image-corrupt" && slurp(c.expected).size() != l.im.num_tiles) {
+  if (ok && c.kind == "image-corrupt" && slurp(c.expected).size() != l.f.num_tiles) {
     ok = false;
     d = "okmask length differs from num_tiles";
   }
   if (ok) {
     tileans_cuda_image h;
-    const tileans_cuda_status s1 = tileans_cuda_image_parse(l.bytes.data(), l.im.records_at, l.bytes.size(), &h);
-    const bool same = s1 == TILEANS_CUDA_OK && std::memcmp(&h, &l.im, sizeof h) == 0;
-    const tileans_cuda_status s2 = tileans_cuda_image_parse(l.bytes.data(), l.im.records_at - 1, l.bytes.size(), &h);
+    const tileans_cuda_status s1 = tileans_cuda_image_parse(l.bytes.data(), l.f.records_at, l.bytes.size(), &h);
+    const bool same = s1 == TILEANS_CUDA_OK && std::memcmp(&h, &l.f, sizeof h) == 0;
+    const tileans_cuda_status s2 = tileans_cuda_image_parse(l.bytes.data(), l.f.records_at - 1, l.bytes.size(), &h);
     if (!same || s2 != TILEANS_CUDA_ERR_TRUNCATED) {
       ok = false;
       d = std::string("header-only parse: ") + tileans_cuda_status_str(s1) + (same ? "" : " (differs)") +
@@ -467,7 +464,7 @@ static bool path_fits(const tileans_cuda_image& im, ImagePath p) { return path_f
 // and statuses into st. Returns the call's status.
 static tileans_cuda_status image_decode(const LoadedImage& l, ImagePath p, const uint8_t* d_img, uint8_t* d_out,
                                         uint32_t* d_st) {
-  const tileans_cuda_image& im = l.im;
+  const tileans_cuda_image& im = l.f;
   CK(cudaMemset(d_out, 0xA5, im.decoded_len + 16));
   CK(cudaMemset(d_st, 0xFF, im.num_tiles * 4 + 4));
   const size_t wsl = tileans_cuda_image_workspace_size(&im);
@@ -532,7 +529,7 @@ static std::vector<uint8_t> expected_tile(const std::vector<uint8_t>& want, cons
 static void test_image(const Case& c) {
   LoadedImage l = load_image(c.frame);
   if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, std::string("image parse: ") + tileans_cuda_status_str(l.st));
-  const tileans_cuda_image& im = l.im;
+  const tileans_cuda_image& im = l.f;
   const std::vector<uint8_t> want = slurp(c.expected);
   if (want.size() != im.decoded_len) return verdict(false, c.name, "expected size differs from decoded_len");
   Dev<uint8_t> img(l.bytes.size()), out(im.decoded_len);
@@ -613,7 +610,7 @@ static void test_image(const Case& c) {
 static void test_image_corrupt(const Case& c) {
   LoadedImage l = load_image(c.frame);
   if (l.st != TILEANS_CUDA_OK) return verdict(false, c.name, "image parse (header, tables and index are intact)");
-  const tileans_cuda_image& im = l.im;
+  const tileans_cuda_image& im = l.f;
   const std::vector<uint8_t> okmask = slurp(c.expected);
   if (okmask.size() != im.num_tiles) return verdict(false, c.name, "okmask length differs from num_tiles");
   Dev<uint8_t> img(l.bytes.size()), out(im.decoded_len);
@@ -663,8 +660,8 @@ static std::string plan_str(const tileans_cuda_image_plan& p) {
 
 static void poison_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& sel) {
   for (size_t i : sel) {
-    CK(cudaMemset(cs[i].d_out, 0xA5, cs[i].l.im.decoded_len + 16));
-    CK(cudaMemset(cs[i].d_st, 0xFF, cs[i].l.im.num_tiles * 4 + 4));
+    CK(cudaMemset(cs[i].d_out, 0xA5, cs[i].l.f.decoded_len + 16));
+    CK(cudaMemset(cs[i].d_st, 0xFF, cs[i].l.f.num_tiles * 4 + 4));
   }
 }
 
@@ -680,7 +677,7 @@ static void check_batch(const std::vector<BatchImage>& cs, const std::vector<siz
   };
   for (size_t k = 0; k < sel.size(); ++k) {
     const BatchImage& c = cs[sel[k]];
-    const tileans_cuda_image& im = c.l.im;
+    const tileans_cuda_image& im = c.l.f;
     std::vector<uint32_t> st(im.num_tiles);
     if (!st.empty()) CK(cudaMemcpy(st.data(), c.d_st, st.size() * 4, cudaMemcpyDeviceToHost));
     tiles += st.size();
@@ -717,7 +714,7 @@ static void check_batch(const std::vector<BatchImage>& cs, const std::vector<siz
 static void image_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& sel, ImagePath p,
                         const std::string& what, cudaStream_t stream, bool extras) {
   std::vector<tileans_cuda_image_item> items;
-  for (size_t i : sel) items.push_back({&cs[i].l.im, cs[i].d_img, cs[i].d_out, cs[i].l.im.decoded_len, cs[i].d_st});
+  for (size_t i : sel) items.push_back({&cs[i].l.f, cs[i].d_img, cs[i].d_out, cs[i].l.f.decoded_len, cs[i].d_st});
   const size_t n = items.size(), wsl = tileans_cuda_image_batch_workspace_size(items.data(), n);
   Dev<uint8_t> ws(wsl);
   tileans_cuda_image_plan plan;
@@ -756,7 +753,7 @@ static void image_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& 
   CK(cudaMemcpy(groups.data(), ws.p + plan.groups_at, groups.size() * sizeof groups[0], cudaMemcpyDeviceToHost));
   size_t j = n;  // an image with tiles, the last of its group when it shares one
   for (size_t k = 0; k < n; ++k)
-    if (cs[sel[k]].l.im.num_tiles) j = k;
+    if (cs[sel[k]].l.f.num_tiles) j = k;
   if (j == n) return;
   auto rerun = [&](const std::string& tag, const std::vector<bool>* skip, const std::vector<bool>* layout) {
     poison_batch(cs, sel);
@@ -786,7 +783,7 @@ static void image_batch(std::vector<BatchImage>& cs, const std::vector<size_t>& 
   while (gi + 1 < groups.size() && groups[gi].job_first + groups[gi].job_count <= j) ++gi;
   std::vector<bool> in_group(n, false);
   for (size_t k = groups[gi].job_first; k < groups[gi].job_first + groups[gi].job_count && k < n; ++k)
-    in_group[k] = cs[sel[k]].l.im.num_tiles != 0;
+    in_group[k] = cs[sel[k]].l.f.num_tiles != 0;
   groups[gi].job_count = 0xFFFFFFFFu;
   rerun("group " + std::to_string(gi) + " with a job range past the table", &in_group, nullptr);
   groups = groups0;
@@ -827,18 +824,18 @@ static void test_image_batches(const std::vector<Case>& cases, bool quick) {
     if (b.l.st != TILEANS_CUDA_OK) continue;  // reported by the per-case tests
     b.corrupt = c.kind == "image-corrupt";
     (b.corrupt ? b.okmask : b.want) = slurp(c.expected);
-    if (b.corrupt ? b.okmask.size() != b.l.im.num_tiles : b.want.size() != b.l.im.decoded_len) continue;
+    if (b.corrupt ? b.okmask.size() != b.l.f.num_tiles : b.want.size() != b.l.f.decoded_len) continue;
     CK(cudaMalloc(&b.d_img, b.l.bytes.size() + 16));
     CK(cudaMemcpy(b.d_img, b.l.bytes.data(), b.l.bytes.size(), cudaMemcpyHostToDevice));
-    CK(cudaMalloc(&b.d_out, b.l.im.decoded_len + 16));
-    CK(cudaMalloc(&b.d_st, b.l.im.num_tiles * 4 + 4));
+    CK(cudaMalloc(&b.d_out, b.l.f.decoded_len + 16));
+    CK(cudaMalloc(&b.d_st, b.l.f.num_tiles * 4 + 4));
     cs.push_back(std::move(b));
   }
   if (cs.empty()) return;
   const uint32_t cap32 = image_config(0u, ImagePath::kSmem32).cap;
   std::vector<size_t> all, fit, bf16, f16;
   for (size_t i = 0; i < cs.size(); ++i) {
-    const tileans_cuda_image& im = cs[i].l.im;
+    const tileans_cuda_image& im = cs[i].l.f;
     all.push_back(i);
     if (im.n_tables > cap32) continue;
     fit.push_back(i);
@@ -854,7 +851,7 @@ static void test_image_batches(const std::vector<Case>& cases, bool quick) {
                        Sel{"image batch, BF16", &bf16}, Sel{"image batch, F16", &f16}}) {
     if (b.sel->empty()) continue;
     uint32_t kmax = 0;
-    for (size_t i : *b.sel) kmax = std::max(kmax, cs[i].l.im.n_tables);
+    for (size_t i : *b.sel) kmax = std::max(kmax, cs[i].l.f.n_tables);
     for (ImagePath p : kImagePaths)
       if (path_fits(kmax, p))
         image_batch(cs, *b.sel, p, b.what, stream, p == ImagePath::kAuto && b.sel->size() > 1 && b.sel != &bf16);
@@ -1019,7 +1016,7 @@ __global__ void image_seq_kernel(const __grid_constant__ tileans_cuda_image im, 
 static void bench_image(const std::string& dir, const std::string& g, const std::vector<uint8_t>& raw, size_t R,
                         int reps, double copy_gbs, cudaStream_t s, std::vector<std::string>& rows) {
   LoadedImage l = load_image(dir + "/" + g + ".tai");
-  const tileans_cuda_image& im = l.im;
+  const tileans_cuda_image& im = l.f;
   if (l.st != TILEANS_CUDA_OK || im.decoded_len != raw.size()) {
     verdict(false, "bench " + g + ".tai", std::string("parse or size: ") + tileans_cuda_status_str(l.st));
     return;

@@ -494,6 +494,17 @@ static std::vector<u32> host_luts(const std::vector<uint8_t>& fb, const tileans_
   return luts;
 }
 
+// The 32 lanes' words of a tile image at h: each lane's u32 start offset at h + 128 + 4 l, its
+// words in lane order from h + kHdr.
+static void place_lane_words(uint8_t* h, const std::vector<std::vector<uint16_t>>& lw) {
+  u32 pos = 0;
+  for (int l = 0; l < 32; ++l) {
+    std::memcpy(h + 128 + 4 * l, &pos, 4);
+    std::memcpy(h + kHdr + pos, lw[l].data(), 2 * lw[l].size());
+    pos += 2 * (u32)lw[l].size();
+  }
+}
+
 // Re-arrange a BF16 frame (plane 0 ANS in every tile, 32-row tiles, columns a multiple of 16)
 // into the per-lane image, decoding plane 0 on the host to learn which lane takes which word.
 static bool build_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame& f, const std::vector<u32>& luts,
@@ -548,12 +559,7 @@ static bool build_image(const std::vector<uint8_t>& fb, const tileans_cuda_frame
     b.resize(at + kHdr + wbytes + n, 0);
     uint8_t* h = b.data() + at;
     std::memcpy(h, ans, 128);
-    u32 pos = 0;
-    for (int l = 0; l < 32; ++l) {
-      std::memcpy(h + 128 + 4 * l, &pos, 4);
-      std::memcpy(h + kHdr + pos, lw[l].data(), 2 * lw[l].size());
-      pos += 2 * (u32)lw[l].size();
-    }
+    place_lane_words(h, lw);
     const u32 lut_no = f.lut_first[0] + table;
     std::memcpy(h + 256, &lut_no, 4);
     std::memcpy(h + 260, &S, 4);
@@ -658,12 +664,7 @@ static bool build_rows_image(const std::vector<uint8_t>& fb, const tileans_cuda_
     b.resize(at + kHdr + wbytes + 32 * S, 0);
     uint8_t* h = b.data() + at;
     std::memcpy(h, X, 128);
-    u32 pos = 0;
-    for (int l = 0; l < 32; ++l) {
-      std::memcpy(h + 128 + 4 * l, &pos, 4);
-      std::memcpy(h + kHdr + pos, lw[l].data(), 2 * lw[l].size());
-      pos += 2 * (u32)lw[l].size();
-    }
+    place_lane_words(h, lw);
     std::memcpy(h + 256, &lut_no, 4);
     std::memcpy(h + 260, &S, 4);
     std::memcpy(h + 264, &wbytes, 4);
