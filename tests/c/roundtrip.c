@@ -285,6 +285,40 @@ int main(int argc, char **argv) {
         EXPECT(TILEANS_ERR_TILE_OUT_OF_RANGE, tileans_frame_decode_tile(f, tiles, tile_buf, 1));
     }
 
+    /* The device image (docs/FORMAT.md section 11) of a BF16 or F16 frame: built, then decoded by
+     * the CPU reference decoder to the same tensor; other element types are refused. */
+    {
+        size_t image_len = 0;
+        uint8_t *image;
+        if (elem != TILEANS_ELEM_BF16 && elem != TILEANS_ELEM_F16) {
+            EXPECT(TILEANS_ERR_BAD_OPTION, tileans_image_build(f, NULL, 0, &image_len));
+        } else {
+            EXPECT(TILEANS_ERR_BUFFER_TOO_SMALL, tileans_image_build(f, NULL, 0, &image_len));
+            CHECK(image_len > 64);
+            image = (uint8_t *)xmalloc(image_len);
+            EXPECT(TILEANS_OK, tileans_image_build(f, image, image_len, &image_len));
+            memset(decoded, 0xEE, decoded_size + 1);
+            EXPECT(TILEANS_OK, tileans_image_decode(image, image_len, decoded, decoded_size));
+            CHECK(memcmp(decoded, data, data_len) == 0);
+            {
+                /* tile 0's first lane state: an ANS tile must then fail its checks */
+                size_t index_at = 64, rec0 = 0;
+                int k;
+                index_at += (size_t)image[44] | (size_t)image[45] << 8 | (size_t)image[46] << 16 |
+                            (size_t)image[47] << 24;
+                for (k = 7; k >= 0; k--) rec0 = rec0 << 8 | image[index_at + (size_t)k];
+                if ((image[index_at + 8] & 3) == 1) {
+                    image[rec0 + 1] ^= 0x40;
+                    EXPECT(TILEANS_ERR_CORRUPT, tileans_image_decode(image, image_len, decoded, decoded_size));
+                }
+            }
+            EXPECT(TILEANS_ERR_TRUNCATED, tileans_image_decode(image, 40, decoded, decoded_size));
+            printf("device image: %lu bytes (%.3f bits/element)\n", (unsigned long)image_len,
+                   8.0 * (double)image_len / (double)elements);
+            free(image);
+        }
+    }
+
     printf("%lu bytes -> %lu (bound %lu): %.3f bits/element, %lu tiles of %lux%lu in a %lux%lu matrix\n",
            (unsigned long)data_len, (unsigned long)frame_len, (unsigned long)bound,
            8.0 * (double)frame_len / (double)elements, (unsigned long)tiles, (unsigned long)tile_rows,
