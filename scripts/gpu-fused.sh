@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
 # gpu-fused.sh: build, check and benchmark the fused decode + matrix multiply (issue 6) on a GPU
-# machine (H100/H200, CUDA 13 nvcc, cuBLAS). One script, one run:
+# machine (H100/H200, CUDA 13 nvcc, cuBLAS). Two modes:
 #
+#   scripts/gpu-fused.sh --prepare   on the development machine (Rust, no GPU): fills $CARRY
+#   scripts/gpu-fused.sh             on the GPU machine (no Rust), with $CARRY copied there
+#
+# --prepare makes every input of the GPU run from the repository:
+#   - builds cuda/examples/fused_prep.rs (cargo build --release -p tileans-cuda --example fused_prep)
+#     and copies it, stripped, to $CARRY/fusedprep;
+#   - fetches the real all-MiniLM-L6-v2 BF16 weights when missing (scripts/fetch-weights.sh minilm,
+#     into $TILEANS_WEIGHTS_DIR, default .cache/weights);
+#   - $CARRY/pool.bin = `fusedprep pool`: the first 4 M weights of every 2-D encoder.layer.*.weight
+#     in file order (8,000,000 bytes);
+#   - $CARRY/mlp.bf16.safetensors = `fusedprep mlp` (MiniLM matrices as mlp.gate_proj / up_proj /
+#     down_proj) and $CARRY/mlp.tileans.safetensors = `tileans compress` of it (the CLI, cli/);
+#   and prints the carry's size (about 14 MB; the machinery carries at most 64 MiB).
+#
+# The GPU run:
 #   1. builds cuda/src/tileans_cuda.cu (issue 5's decoder), cuda/src/tileans_gemm.cu, examples/*.cu
 #      with nvcc -arch=sm_90 (or takes PREBUILT=DIR holding the same objects and binaries, built with
 #      the same nvcc elsewhere), and disassembles the fused kernels (cuobjdump -sass): instructions
 #      per decoded symbol in the hot loop;
-#   2. makes the weights: $CARRY/fusedprep (a throwaway Rust program over the core encoder, built on
-#      the development machine) builds N x K BF16 matrices from REAL all-MiniLM-L6-v2 BF16 values
-#      ($CARRY/pool.bin, 4 M weights, repeated and reshaped) and encodes them with the default options;
+#   2. makes the weights: $CARRY/fusedprep (cuda/examples/fused_prep.rs, needs no CUDA) builds N x K
+#      BF16 matrices from REAL all-MiniLM-L6-v2 BF16 values ($CARRY/pool.bin, 4 M weights: row r is
+#      K consecutive pool values from r * 3040909 mod 4 M, wrapping) and encodes them with the
+#      default options into $WEIGHTS/w_N_K.tans, with the raw matrix w_N_K.bf16 and the device image
+#      w_N_K.tai; `special` adds 160 x 1040 with CONST and RAW tiles;
 #   3. runs the MLP-block example on a compressed safetensors file (MiniLM matrices as gate/up/down);
 #   4. correctness: every shape class (edge rows/columns, 64- and 128-row tiles, CONST and RAW tiles,
 #      split-K on and off, several passes over M, scalar activation loads) against a float64 host
@@ -17,11 +34,47 @@
 #      M = 1 4 16 64 256 512: fused vs cuBLAS BF16 vs bulk decode + cuBLAS vs the HBM bound.
 #
 # Environment: OUT (results folder, default /tmp/fused-out), CARRY (default .fused-carry),
-# PREBUILT (skip the build), QUICK=1 (fewer check shapes).
+# WEIGHTS (the generated matrices, default /tmp/fused-weights), PREBUILT (skip the build),
+# QUICK=1 (fewer check shapes); SWEEP=0, TILES=0, NCU=0 skip those parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/fused-out}
 CARRY=${CARRY:-.fused-carry}
+
+# ---- --prepare: the carry, made from the repository (development machine) ------------------------
+if [ "${1:-}" = --prepare ]; then
+  die() { echo "gpu-fused.sh --prepare: $*" >&2; exit 1; }
+  T=${CARGO_TARGET_DIR:-target}
+  cargo build --release -p tileans-cuda --example fused_prep || die "cargo build of fused_prep failed"
+  cargo build --release -p tileans-cli || die "cargo build of the tileans CLI failed"
+  ST=${TILEANS_WEIGHTS_DIR:-.cache/weights}/all-MiniLM-L6-v2.bf16.safetensors
+  if [ ! -s "$ST" ]; then
+    scripts/fetch-weights.sh minilm > /dev/null || die "scripts/fetch-weights.sh minilm failed"
+  fi
+  [ -s "$ST" ] || die "$ST missing after scripts/fetch-weights.sh"
+  mkdir -p "$CARRY" || die "cannot create $CARRY"
+  rm -f "$CARRY/fusedprep"
+  strip -o "$CARRY/fusedprep" "$T/release/examples/fused_prep" 2> /dev/null ||
+    cp "$T/release/examples/fused_prep" "$CARRY/fusedprep" || die "cannot copy fused_prep"
+  "$CARRY/fusedprep" pool "$ST" "$CARRY/pool.bin" 4000000 || die "fusedprep pool failed"
+  "$CARRY/fusedprep" mlp "$ST" "$CARRY/mlp.bf16.safetensors" || die "fusedprep mlp failed"
+  "$T/release/tileans" compress "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" ||
+    die "tileans compress failed"
+  # smoke test of the carried binary: the special matrix into a scratch folder, CPU round trips
+  tmp=$(mktemp -d)
+  FUSEDPREP_VERIFY=1 "$CARRY/fusedprep" special "$CARRY/pool.bin" "$tmp" || { rm -rf "$tmp"; die "fusedprep special failed"; }
+  rm -rf "$tmp"
+  ls -l "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors"
+  inputs=$(cat "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" | wc -c)
+  total=$(du -sb "$CARRY" | cut -f1)
+  echo "carry $CARRY: inputs $inputs bytes ($(( inputs / 1048576 )) MiB), folder $total bytes ($(( total / 1048576 )) MiB; limit 64 MiB)"
+  [ "$total" -lt $(( 64 * 1048576 )) ] || die "$CARRY is over 64 MiB"
+  exit 0
+fi
+[ -x "$CARRY/fusedprep" ] && [ -s "$CARRY/pool.bin" ] && [ -s "$CARRY/mlp.tileans.safetensors" ] ||
+  echo "gpu-fused.sh: WARNING: $CARRY lacks fusedprep, pool.bin or the mlp files (make them with" \
+    "scripts/gpu-fused.sh --prepare on the development machine); the weight steps will fail" >&2
+
 W=${WEIGHTS:-/tmp/fused-weights}
 mkdir -p "$OUT" "$W"
 export PATH=$PATH:/usr/local/cuda/bin
