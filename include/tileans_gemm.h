@@ -5,7 +5,8 @@
  *
  *   x: M x K BF16 activations (row-major, row stride ldx elements), device memory
  *   W: N x K BF16 weights, kept COMPRESSED on the device as one tileans frame (docs/FORMAT.md);
- *      decoded tile by tile inside the kernel, never written out
+ *      decoded tile by tile inside the kernel, never written out. Or, for small M (1 .. 4), as a
+ *      device image (FORMAT.md section 11): tileans_gemm_image_async() below.
  *   y: M x N, BF16 or FP32 (row-major, row stride ldy elements), fp32 accumulation
  *
  * Flow:
@@ -86,6 +87,62 @@ typedef struct tileans_gemm_plan_info {
 } tileans_gemm_plan_info;
 tileans_gemm_status tileans_gemm_plan(const tileans_cuda_frame *f, uint64_t M, const tileans_gemm_options *opt,
                                       tileans_gemm_plan_info *out);
+
+/*
+ * ---- Device images: the small-M path (GEMV) ------------------------------------------------------
+ *
+ *   y = x . W^T with W a DEVICE IMAGE (docs/FORMAT.md section 11: the GPU layout of a BF16 frame, one
+ *   word stream per rANS lane), decoded tile by tile inside the kernel (include/tileans_gemm_image.cuh),
+ *   fp32 accumulation, y BF16 or FP32. Made for M = 1 .. 4 (one pass over W per 4 rows of x: larger M
+ *   re-decodes W, use the frame path or a dense GEMM there).
+ *
+ * Flow:
+ *   1. load time, once per weight: tileans_cuda_image_parse() (tileans_cuda.h) on the host; upload the
+ *      image (16-byte aligned); tileans_cuda_image_build_luts_async() builds its LUTs into
+ *      tileans_gemm_image_lut_bytes() bytes of device memory the caller owns.
+ *   2. per call: tileans_gemm_image_workspace_size(im, M, out_type) bytes of workspace (0 for FP32
+ *      output; M x N x 4 for BF16, the fp32 sums), then tileans_gemm_image_async(). No allocation, no
+ *      synchronisation, no host-to-device copy: capture-safe (a memset of the sums, one kernel per 4
+ *      rows of x, and for BF16 output a small finishing kernel, all on `stream`).
+ *
+ * Supported: BF16 images (elem_type 1), any tile shape and any edge tiles, N < 2^32. Anything else
+ * returns TILEANS_GEMM_ERR_UNSUPPORTED. The header is re-checked for consistency (geometry, index
+ * inside the image): TILEANS_GEMM_ERR_INVALID_ARGUMENT otherwise.
+ *
+ * Integrity: d_tile_status (nullable) receives num_tiles u32, every entry written: 0 when the tile
+ * decoded and passed its checks, else its TILEANS_CUDA_TILE_* bits (tileans_cuda.h). A corrupt image
+ * costs no out-of-bounds access (reads stay inside each tile's record, x and y are touched only in the
+ * tile's columns and rows); y rows of a row band holding a flagged tile are then unspecified (the
+ * flagged tile's units were multiplied before its end-of-tile checks failed; they may be NaN), every
+ * other row of y is exact as usual.
+ *
+ * Pointers: image 16-byte aligned; x 2-byte aligned (16-byte aligned with ldx % 8 == 0 and tile_cols
+ * % 8 == 0 takes 16-byte loads); y 4-byte aligned for FP32, 2-byte for BF16; workspace 4-byte aligned.
+ * ldx >= K, ldy >= N (elements). Results are not bitwise reproducible run to run (fp32 atomics).
+ */
+tileans_gemm_status tileans_gemm_image_supported(const tileans_cuda_image *im);
+
+/* Device bytes of the image's LUTs (16 KiB per table; tileans_cuda_image_build_luts_async fills them). */
+size_t tileans_gemm_image_lut_bytes(const tileans_cuda_image *im);
+
+/* Device workspace bytes for one call (0 for FP32 output). */
+size_t tileans_gemm_image_workspace_size(const tileans_cuda_image *im, uint64_t M, tileans_gemm_out out_type);
+
+/* y = x . W^T. */
+tileans_gemm_status tileans_gemm_image_async(const tileans_cuda_image *im, const uint8_t *d_image, const uint32_t *d_luts,
+                                             const void *d_x, uint64_t M, uint64_t ldx, void *d_y, uint64_t ldy,
+                                             tileans_gemm_out out_type, void *d_workspace, size_t workspace_len,
+                                             uint32_t *d_tile_status, cudaStream_t stream);
+
+/* What a call with M rows runs (benchmarks, logs): rows of x per pass (the first pass's), passes,
+ * 256-column chunks of x per lane held in registers for a whole tile (1 or 2; 0: read per chunk
+ * through L1), threads per block, grid blocks, dynamic shared memory bytes, 1 when the LUTs are in
+ * shared memory (0: read from global memory), tiles. */
+typedef struct tileans_gemm_image_plan_info {
+    uint32_t m_chunk, passes, x_chunks, threads, grid, smem, smem_luts;
+    uint64_t tiles;
+} tileans_gemm_image_plan_info;
+tileans_gemm_status tileans_gemm_image_plan(const tileans_cuda_image *im, uint64_t M, tileans_gemm_image_plan_info *out);
 
 #ifdef __cplusplus
 }

@@ -287,3 +287,272 @@ tileans_gemm_status tileans_gemm_bf16_async(const tileans_cuda_frame* f, const v
 }
 
 }  // extern "C"
+
+// ------------------------------------------------------------------------------------------------
+// Device images: the small-M (GEMV) path (include/tileans_gemm_image.cuh). One kernel per (rows of x
+// per pass MC, x chunk columns held in registers GX, LUTs in shared memory); threads per block sized
+// so that the kernel runs without spills (ptxas -v): 1024 threads = 64 registers, 768 = 80, 640 = 96,
+// 512 = 128; gemv_plan picks among the variants of a (MC, GX) by tile count (see there);
+// TILEANS_GEMM_IMAGE_THREADS (environment, read once) forces one for tuning.
+// ------------------------------------------------------------------------------------------------
+#include "tileans_gemm_image.cuh"
+
+#define TILEANS_GEMV_KERNEL(MC, GX, S, T)                                                               \
+  extern "C" __global__ void __launch_bounds__(T, 1)                                                    \
+      tileans_gemv_m##MC##_x##GX##_s##S##_t##T(const __grid_constant__ tileans_gemm::image::Params p) { \
+    tileans_gemm::image::gemv_body<MC, GX, S != 0>(p);                                                  \
+  }
+// (MC, GX, SMEM, threads): the global-LUT kernels (SMEM 0, images of more tables than fit in shared
+// memory) hold the LUT pointer too, and some need fewer threads.
+TILEANS_GEMV_KERNEL(1, 2, 1, 768)
+TILEANS_GEMV_KERNEL(1, 2, 1, 1024)  // 32 warps: 48 bytes of spill, stored and reloaded once per tile
+                                    // (the decoder's end-of-tile values), none in the decode loop
+TILEANS_GEMV_KERNEL(1, 2, 0, 768)
+TILEANS_GEMV_KERNEL(1, 1, 1, 1024)
+TILEANS_GEMV_KERNEL(1, 1, 0, 768)
+TILEANS_GEMV_KERNEL(1, 0, 1, 1024)
+TILEANS_GEMV_KERNEL(1, 0, 0, 768)
+TILEANS_GEMV_KERNEL(2, 2, 1, 640)
+TILEANS_GEMV_KERNEL(2, 2, 0, 640)
+TILEANS_GEMV_KERNEL(2, 1, 1, 768)
+TILEANS_GEMV_KERNEL(2, 1, 0, 768)
+TILEANS_GEMV_KERNEL(2, 0, 1, 768)
+TILEANS_GEMV_KERNEL(2, 0, 0, 768)
+TILEANS_GEMV_KERNEL(4, 2, 1, 512)
+TILEANS_GEMV_KERNEL(4, 2, 0, 512)
+TILEANS_GEMV_KERNEL(4, 1, 1, 640)
+TILEANS_GEMV_KERNEL(4, 1, 0, 640)
+TILEANS_GEMV_KERNEL(4, 0, 1, 640)
+TILEANS_GEMV_KERNEL(4, 0, 0, 640)
+
+extern "C" __global__ void __launch_bounds__(256)
+    tileans_gemv_finish_kernel(const __grid_constant__ tileans_gemm::image::FinishParams p) {
+  tileans_gemm::image::finish_image_body(p);
+}
+
+namespace {
+
+typedef void (*GemvFn)(tileans_gemm::image::Params);
+
+struct GemvVariant {
+  uint32_t mc, gx, smem_luts, threads;
+  GemvFn fn;
+};
+#define TILEANS_GEMV_V(MC, GX, S, T) {MC, GX, S, T, tileans_gemv_m##MC##_x##GX##_s##S##_t##T}
+const GemvVariant kGemvVariants[] = {
+    TILEANS_GEMV_V(1, 2, 1, 768), TILEANS_GEMV_V(1, 2, 1, 1024), TILEANS_GEMV_V(1, 2, 0, 768),
+    TILEANS_GEMV_V(1, 1, 1, 1024), TILEANS_GEMV_V(1, 1, 0, 768), TILEANS_GEMV_V(1, 0, 1, 1024),
+    TILEANS_GEMV_V(1, 0, 0, 768), TILEANS_GEMV_V(2, 2, 1, 640), TILEANS_GEMV_V(2, 2, 0, 640),
+    TILEANS_GEMV_V(2, 1, 1, 768), TILEANS_GEMV_V(2, 1, 0, 768), TILEANS_GEMV_V(2, 0, 1, 768),
+    TILEANS_GEMV_V(2, 0, 0, 768), TILEANS_GEMV_V(4, 2, 1, 512), TILEANS_GEMV_V(4, 2, 0, 512),
+    TILEANS_GEMV_V(4, 1, 1, 640), TILEANS_GEMV_V(4, 1, 0, 640), TILEANS_GEMV_V(4, 0, 1, 640),
+    TILEANS_GEMV_V(4, 0, 0, 640),
+};
+constexpr int kNumGemvVariants = sizeof(kGemvVariants) / sizeof(kGemvVariants[0]);
+
+int gemv_forced_threads() {
+  static int forced = -1;
+  if (forced < 0) {
+    const char* e = getenv("TILEANS_GEMM_IMAGE_THREADS");
+    forced = e ? atoi(e) : 0;
+  }
+  return forced;
+}
+
+// The kernels trust the header for memory safety (index inside the image, tiles inside the matrix):
+// what tileans_cuda_image_parse guarantees, re-checked here on the copy the caller hands in.
+bool image_header_ok(const tileans_cuda_image* im) {
+  using tileans_host::mul_ok;
+  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
+      im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
+      (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
+    return false;
+  uint64_t units, bytes;
+  if (!mul_ok(im->rows, im->cols, &units) || !mul_ok(units, 2, &bytes) || bytes != im->decoded_len) return false;
+  const uint64_t gr = units ? (im->rows + im->tile_rows - 1) / im->tile_rows : 0;
+  const uint64_t gc = units ? (im->cols + im->tile_cols - 1) / im->tile_cols : 0;
+  if (im->grid_rows != gr || im->grid_cols != gc || im->num_tiles != gr * gc) return false;
+  if (im->index_at != 64ull + im->tables_len || im->num_tiles > (UINT64_MAX - im->index_at) / 16 ||
+      im->records_at != im->index_at + 16 * im->num_tiles || im->records_at > im->image_len)
+    return false;
+  return true;
+}
+
+tileans_gemm_status image_supported(const tileans_cuda_image* im) {
+  if (!im) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (im->elem_type != 1) return TILEANS_GEMM_ERR_UNSUPPORTED;
+  if (!image_header_ok(im)) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (im->rows > 0xFFFFFFFFull || im->cols > 0xFFFFFFFFull) return TILEANS_GEMM_ERR_UNSUPPORTED;
+  return TILEANS_GEMM_OK;
+}
+
+uint32_t gemv_mc(uint64_t rows) { return rows >= 3 ? 4u : (uint32_t)rows; }  // rows of x in a pass: 1, 2, 4
+
+struct GemvPlan {
+  const GemvVariant* v;
+  uint32_t grid, smem, threads;
+};
+
+// The launch of a pass of `mc` rows: variant, grid (one block per SM: tiles dealt round-robin, no
+// more blocks than tiles) and shared memory (LUTs staged when they fit beside the rings). A warp
+// decodes one tile at a time, latency-bound, so the time is about (tiles per warp slot, rounded up)
+// x (one tile's time): of the variants of (mc, gx), the one with the fewest such waves, the first
+// listed on a tie (more registers: a shorter tile time).
+tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPlan* pl) {
+  using tileans_gemm::image::gemv_smem_bytes;
+  const uint32_t gx = im->tile_cols <= 256 ? 1u : im->tile_cols <= 512 ? 2u : 0u;
+  int dev = 0, sms = 132, optin = 227 * 1024;
+  if (cudaGetDevice(&dev) == cudaSuccess) {
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  }
+  static bool attr_done[kNumGemvVariants] = {};
+  static int occ_cache[kNumGemvVariants][17] = {};
+  const GemvVariant* best = nullptr;
+  uint64_t best_waves = 0, best_slots = 0;
+  uint32_t best_smem = 0;
+  // TILEANS_GEMM_IMAGE_THREADS: that variant when (mc, gx) has one, else the automatic choice
+  for (int forced = gemv_forced_threads() ? 1 : 0; forced >= 0 && !best; --forced)
+    for (int pass = 0; pass < 2 && !best; ++pass) {  // shared-memory LUTs first, then global
+      const uint32_t sl = pass == 0 ? 1u : 0u;
+      for (const GemvVariant& v : kGemvVariants) {
+        if (v.mc != mc || v.gx != gx || v.smem_luts != sl) continue;
+        if (forced && (int)v.threads != gemv_forced_threads()) continue;
+        const uint32_t smem = gemv_smem_bytes(im->n_tables, v.threads / 32, sl != 0);
+        if (smem > (uint32_t)optin) continue;
+        const int vi = (int)(&v - kGemvVariants);
+        if (!attr_done[vi]) {
+          if (cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess)
+            return TILEANS_GEMM_ERR_CUDA;
+          attr_done[vi] = true;
+        }
+        int& occ = occ_cache[vi][im->n_tables <= 16 ? im->n_tables : 16];
+        if (!occ) {
+          if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, v.fn, (int)v.threads, smem) != cudaSuccess || occ < 1)
+            occ = 1;
+          cudaGetLastError();
+        }
+        const uint64_t slots = (uint64_t)sms * occ * (v.threads / 32);
+        const uint64_t waves = (im->num_tiles + slots - 1) / slots;
+        if (!best || waves < best_waves) {
+          best = &v;
+          best_waves = waves;
+          best_slots = (uint64_t)sms * occ;
+          best_smem = smem;
+        }
+      }
+    }
+  if (!best) return TILEANS_GEMM_ERR_UNSUPPORTED;
+  pl->v = best;
+  pl->threads = best->threads;
+  pl->smem = best_smem;
+  pl->grid = (uint32_t)(im->num_tiles < best_slots ? (im->num_tiles ? im->num_tiles : 1) : best_slots);
+  return TILEANS_GEMM_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+tileans_gemm_status tileans_gemm_image_supported(const tileans_cuda_image* im) { return image_supported(im); }
+
+size_t tileans_gemm_image_lut_bytes(const tileans_cuda_image* im) {
+  return im ? (size_t)im->n_tables * TILEANS_CUDA_LUT_BYTES : 0;
+}
+
+size_t tileans_gemm_image_workspace_size(const tileans_cuda_image* im, uint64_t M, tileans_gemm_out out_type) {
+  if (image_supported(im) != TILEANS_GEMM_OK || out_type != TILEANS_GEMM_OUT_BF16) return 0;
+  uint64_t n;
+  if (!tileans_host::mul_ok(im->rows, M, &n) || !tileans_host::mul_ok(n, 4, &n)) return 0;
+  return (size_t)round_up(n, 256);
+}
+
+tileans_gemm_status tileans_gemm_image_plan(const tileans_cuda_image* im, uint64_t M, tileans_gemm_image_plan_info* out) {
+  const tileans_gemm_status st = image_supported(im);
+  if (st != TILEANS_GEMM_OK) return st;
+  if (!out) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  const uint64_t m = M ? M : 1;
+  GemvPlan pl;
+  const tileans_gemm_status s = gemv_plan(im, gemv_mc(m), &pl);
+  if (s != TILEANS_GEMM_OK) return s;
+  out->m_chunk = gemv_mc(m);
+  out->passes = (uint32_t)((m + 3) / 4);
+  out->x_chunks = pl.v->gx;
+  out->threads = pl.threads;
+  out->grid = pl.grid;
+  out->smem = pl.smem;
+  out->smem_luts = pl.v->smem_luts;
+  out->tiles = im->num_tiles;
+  return TILEANS_GEMM_OK;
+}
+
+tileans_gemm_status tileans_gemm_image_async(const tileans_cuda_image* im, const uint8_t* d_image, const uint32_t* d_luts,
+                                             const void* d_x, uint64_t M, uint64_t ldx, void* d_y, uint64_t ldy,
+                                             tileans_gemm_out out_type, void* d_workspace, size_t workspace_len,
+                                             uint32_t* d_tile_status, cudaStream_t stream) {
+  const tileans_gemm_status st = image_supported(im);
+  if (st != TILEANS_GEMM_OK) return st;
+  if (out_type != TILEANS_GEMM_OUT_BF16 && out_type != TILEANS_GEMM_OUT_F32) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (!d_image || ((uintptr_t)d_image & 15u) || ((uintptr_t)d_tile_status & 3u)) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (M > 0x7FFFFFFFull) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  const uint64_t N = im->rows, K = im->cols;
+  if (M == 0 || N == 0) return TILEANS_GEMM_OK;
+  const bool f32 = out_type == TILEANS_GEMM_OUT_F32;
+  if (!d_x || !d_y || ((uintptr_t)d_x & 1u) || ((uintptr_t)d_y & (f32 ? 3u : 1u))) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (ldx < K || ldy < N) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (im->n_tables && !d_luts) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  const size_t need = tileans_gemm_image_workspace_size(im, M, out_type);
+  if (!f32) {
+    if (!need) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;  // M x N x 4 overflows
+    if (workspace_len < need) return TILEANS_GEMM_ERR_WORKSPACE_TOO_SMALL;
+    if (!d_workspace || ((uintptr_t)d_workspace & 3u)) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  }
+  // the fp32 sums: y itself (FP32 output) or the workspace (BF16), zeroed first
+  float* acc = f32 ? static_cast<float*>(d_y) : static_cast<float*>(d_workspace);
+  const uint64_t ld_acc = f32 ? ldy : N;
+  if (f32) {
+    if (cudaMemset2DAsync(d_y, ldy * 4, 0, N * 4, M, stream) != cudaSuccess) return TILEANS_GEMM_ERR_CUDA;
+  } else if (cudaMemsetAsync(acc, 0, M * N * 4, stream) != cudaSuccess) {
+    return TILEANS_GEMM_ERR_CUDA;
+  }
+  if (im->num_tiles) {
+    tileans_gemm::image::Params p;
+    std::memset(&p, 0, sizeof(p));
+    p.im = *im;
+    p.image = d_image;
+    p.luts = d_luts;
+    p.ldx = ldx;
+    p.ld_acc = ld_acc;
+    p.status = d_tile_status;
+    p.x_vec = ((uintptr_t)d_x % 16 == 0) && (ldx % 8 == 0) && (im->tile_cols % 8 == 0);
+    for (uint64_t m0 = 0; m0 < M; m0 += 4) {
+      const uint32_t mc = gemv_mc(M - m0);
+      GemvPlan pl;
+      const tileans_gemm_status s = gemv_plan(im, mc, &pl);
+      if (s != TILEANS_GEMM_OK) return s;
+      p.x = static_cast<const unsigned short*>(d_x) + m0 * ldx;
+      p.acc = acc + m0 * ld_acc;
+      p.M = (uint32_t)(M - m0 < mc ? M - m0 : mc);
+      pl.v->fn<<<pl.grid, pl.threads, pl.smem, stream>>>(p);
+      if (cudaPeekAtLastError() != cudaSuccess) return TILEANS_GEMM_ERR_CUDA;
+    }
+  }
+  if (!f32) {
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    uint64_t blocks = (N * M + 255) / 256;
+    if (blocks > (uint64_t)sms * 8) blocks = (uint64_t)sms * 8;
+    tileans_gemm::image::FinishParams fp;
+    fp.acc = acc;
+    fp.ld_acc = N;
+    fp.y = static_cast<__nv_bfloat16*>(d_y);
+    fp.ldy = ldy;
+    fp.N = N;
+    fp.M = M;
+    tileans_gemv_finish_kernel<<<(unsigned)blocks, 256, 0, stream>>>(fp);
+    if (cudaPeekAtLastError() != cudaSuccess) return TILEANS_GEMM_ERR_CUDA;
+  }
+  return TILEANS_GEMM_OK;
+}
+
+}  // extern "C"
