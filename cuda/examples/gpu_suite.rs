@@ -28,28 +28,13 @@ use tileans::{encode, ElemType, EncodeOptions, Frame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-struct Tensor {
-    dtype: String,
-    shape: Vec<u64>,
-    data: Vec<u8>,
-}
+#[path = "support/safetensors.rs"]
+mod safetensors;
+use safetensors::Tensor;
 
+/// The tensors of a safetensors file by name.
 fn read_safetensors(path: &Path) -> Res<BTreeMap<String, Tensor>> {
-    let bytes = fs::read(path)?;
-    let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
-    let mut out = BTreeMap::new();
-    for (name, v) in header.as_object().ok_or("header is not an object")? {
-        if name == "__metadata__" {
-            continue;
-        }
-        let dtype = v["dtype"].as_str().ok_or("dtype")?.to_string();
-        let shape = v["shape"].as_array().ok_or("shape")?.iter().map(|d| d.as_u64().unwrap_or(0)).collect();
-        let off = v["data_offsets"].as_array().ok_or("offsets")?;
-        let (a, b) = (off[0].as_u64().unwrap_or(0) as usize, off[1].as_u64().unwrap_or(0) as usize);
-        out.insert(name.clone(), Tensor { dtype, shape, data: bytes[8 + n + a..8 + n + b].to_vec() });
-    }
-    Ok(out)
+    Ok(safetensors::read_safetensors(path)?.into_iter().map(|t| (t.name.clone(), t)).collect())
 }
 
 fn weights_dir() -> PathBuf {

@@ -3,6 +3,7 @@
 // Plain C++17, no CUDA: also compiled by the host-only checks of tools/gpu_check.cu.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -257,6 +258,31 @@ inline void make_job(const tileans_cuda_frame* f, uint64_t src, uint64_t dst, ui
     j->n_tables[p] = f->n_tables[p];
     j->lut_first[p] = f->lut_first[p];
   }
+}
+
+// What the parser guarantees and the kernels rely on for memory safety, re-checked on a header the
+// caller hands back (it may have been built or changed by hand): element type and scale, the tile
+// grid of the matrix, the decoded length, the table area and the index inside the image. The
+// kernels then read the index at index_at + 16 t for t < num_tiles (inside records_at <= image_len),
+// records checked against image_len, and write only tiles of the rows x cols grid.
+inline bool image_consistent(const tileans_cuda_image* im) {
+  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
+      im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
+      (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
+    return false;
+  uint64_t units, bytes;
+  if (!mul_ok(im->rows, im->cols, &units) || !mul_ok(units, 2, &bytes) || bytes != im->decoded_len ||
+      bytes > (uint64_t)PTRDIFF_MAX)
+    return false;
+  const uint64_t gr = units ? (im->rows + im->tile_rows - 1) / im->tile_rows : 0;
+  const uint64_t gc = units ? (im->cols + im->tile_cols - 1) / im->tile_cols : 0;
+  if (im->grid_rows != gr || im->grid_cols != gc || im->num_tiles != gr * gc) return false;
+  if (im->index_at != 64ull + im->tables_len || im->num_tiles > (UINT64_MAX - im->index_at) / 16 ||
+      im->records_at != im->index_at + 16 * im->num_tiles || im->records_at > im->image_len)
+    return false;
+  for (uint32_t k = 0; k < im->n_tables; ++k)
+    if (im->table_at[k] < 64 || im->table_at[k] >= im->index_at) return false;
+  return true;
 }
 
 }  // namespace tileans_host

@@ -310,39 +310,13 @@ tileans_cuda_status launch_image_luts(const tileans_cuda_image* im, const uint8_
   return launch_lut_tasks(d_image, im->index_at, im->table_at, im->n_tables, im->scale_bits, d_luts, stream);
 }
 
-// What the parser guarantees and the kernels rely on for memory safety, re-checked on a header the
-// caller hands back (it may have been built or changed by hand): element type and scale, the tile
-// grid of the matrix, the decoded length, the table area and the index inside the image. The
-// kernels then read the index at index_at + 16 t for t < num_tiles (inside records_at <= image_len),
-// records checked against image_len, and write only tiles of the rows x cols grid.
-bool image_consistent(const tileans_cuda_image* im) {
-  using tileans_host::mul_ok;
-  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
-      im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
-      (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
-    return false;
-  uint64_t units, bytes;
-  if (!mul_ok(im->rows, im->cols, &units) || !mul_ok(units, 2, &bytes) || bytes != im->decoded_len ||
-      bytes > (uint64_t)PTRDIFF_MAX)
-    return false;
-  const uint64_t gr = units ? (im->rows + im->tile_rows - 1) / im->tile_rows : 0;
-  const uint64_t gc = units ? (im->cols + im->tile_cols - 1) / im->tile_cols : 0;
-  if (im->grid_rows != gr || im->grid_cols != gc || im->num_tiles != gr * gc) return false;
-  if (im->index_at != 64ull + im->tables_len || im->num_tiles > (UINT64_MAX - im->index_at) / 16 ||
-      im->records_at != im->index_at + 16 * im->num_tiles || im->records_at > im->image_len)
-    return false;
-  for (uint32_t k = 0; k < im->n_tables; ++k)
-    if (im->table_at[k] < 64 || im->table_at[k] >= im->index_at) return false;
-  return true;
-}
-
 // Argument checks shared by the one-image and batch entry points.
 tileans_cuda_status check_image_args(const tileans_cuda_image* im, const uint8_t* d_image, const uint8_t* d_out,
                                      size_t out_len, const uint32_t* d_status) {
   if (!im || !d_image || !aligned16(d_image) || (im->decoded_len && (!d_out || !aligned16(d_out))) ||
       ((uintptr_t)d_status & 3u))
     return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
-  if (!image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
+  if (!tileans_host::image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
   if (out_len < im->decoded_len) return TILEANS_CUDA_ERR_OUTPUT_TOO_SMALL;
   return TILEANS_CUDA_OK;
 }
@@ -672,7 +646,7 @@ tileans_cuda_status tileans_cuda_image_build_luts_async(const tileans_cuda_image
                                                         uint32_t* d_luts, cudaStream_t stream) {
   if (!im || !d_image) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
   if (im->n_tables && !d_luts) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
-  if (!image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
+  if (!tileans_host::image_consistent(im)) return TILEANS_CUDA_ERR_INVALID_HEADER;
   return launch_image_luts(im, d_image, d_luts, stream);
 }
 

@@ -359,29 +359,10 @@ int gemv_forced_threads() {
   return forced;
 }
 
-// The kernels trust the header for memory safety (index inside the image, tiles inside the matrix):
-// what tileans_cuda_image_parse guarantees, re-checked here on the copy the caller hands in.
-bool image_header_ok(const tileans_cuda_image* im) {
-  using tileans_host::mul_ok;
-  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
-      im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
-      (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
-    return false;
-  uint64_t units, bytes;
-  if (!mul_ok(im->rows, im->cols, &units) || !mul_ok(units, 2, &bytes) || bytes != im->decoded_len) return false;
-  const uint64_t gr = units ? (im->rows + im->tile_rows - 1) / im->tile_rows : 0;
-  const uint64_t gc = units ? (im->cols + im->tile_cols - 1) / im->tile_cols : 0;
-  if (im->grid_rows != gr || im->grid_cols != gc || im->num_tiles != gr * gc) return false;
-  if (im->index_at != 64ull + im->tables_len || im->num_tiles > (UINT64_MAX - im->index_at) / 16 ||
-      im->records_at != im->index_at + 16 * im->num_tiles || im->records_at > im->image_len)
-    return false;
-  return true;
-}
-
 tileans_gemm_status image_supported(const tileans_cuda_image* im) {
   if (!im) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
   if (im->elem_type != 1) return TILEANS_GEMM_ERR_UNSUPPORTED;
-  if (!image_header_ok(im)) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;
+  if (!tileans_host::image_consistent(im)) return TILEANS_GEMM_ERR_INVALID_ARGUMENT;  // what the kernels rely on
   if (im->rows > 0xFFFFFFFFull || im->cols > 0xFFFFFFFFull) return TILEANS_GEMM_ERR_UNSUPPORTED;
   return TILEANS_GEMM_OK;
 }
