@@ -226,6 +226,18 @@ impl<'a> Image<'a> {
     pub fn num_tables(&self) -> usize {
         self.n_tables
     }
+    /// Scale bits of the tables (frequencies sum to `2^scale_bits`).
+    pub fn scale_bits(&self) -> u8 {
+        self.scale_bits
+    }
+    /// Byte offset of stored table `k` (`k < num_tables`), from the image's first byte.
+    pub fn table_offset(&self, k: usize) -> Option<usize> {
+        (k < self.n_tables).then(|| self.tables[k])
+    }
+    /// Byte offset of the tile index (the end of the table area).
+    pub fn index_offset(&self) -> usize {
+        self.index_at
+    }
     /// Bytes of the decoded tensor.
     pub fn decoded_len(&self) -> usize {
         (self.rows * self.cols * 2) as usize

@@ -369,17 +369,13 @@ impl ImageHeader {
     fn of(img: &Image, image: &[u8]) -> Result<Self, Error> {
         let (rows, cols) = img.matrix();
         let (tile_rows, tile_cols) = img.tile_shape();
-        // FORMAT.md 11: u32 K at 40, u32 tables_len at 44; the tables follow the 64-byte header,
-        // each a 32-byte presence bitmap and a u16 per present symbol (Image::parse checked them)
-        let tables_len = u32::from_le_bytes(image[44..48].try_into().expect("4 bytes"));
-        let index_at = (IMAGE_HEADER_BYTES as u64) + u64::from(tables_len);
+        // the table area ends where the index starts (FORMAT.md 11); Image::parse located the tables
+        let index_at = img.index_offset() as u64;
+        let tables_len = (index_at - IMAGE_HEADER_BYTES as u64) as u32;
         let n_tables = img.num_tables();
         let mut table_at = [0u32; 16];
-        let mut at = IMAGE_HEADER_BYTES;
-        for slot in table_at.iter_mut().take(n_tables) {
-            *slot = at as u32;
-            let present: u32 = image[at..at + 32].iter().map(|b| b.count_ones()).sum();
-            at += 32 + 2 * present as usize;
+        for (k, slot) in table_at.iter_mut().enumerate().take(n_tables) {
+            *slot = img.table_offset(k).expect("k < num_tables") as u32;
         }
         let empty = rows == 0 || cols == 0;
         let grid = |n: u64, t: u32| if empty { 0 } else { n.div_ceil(u64::from(t)) };
@@ -398,7 +394,7 @@ impl ImageHeader {
             tables_len,
             n_tables: n_tables as u32,
             elem_type: img.elem_type().code(),
-            scale_bits: image[7],
+            scale_bits: img.scale_bits(),
             reserved: [0; 6],
             table_at,
         })

@@ -718,6 +718,17 @@ static bool check_rows_image(const Image& im, const std::vector<u32>& luts, cons
   return true;
 }
 
+// `copies` back-to-back device copies of an image and the tile offsets of all of them (im4).
+static void upload_copies(const Image& im, u64 copies, Image& im4, uint8_t*& d_img, u64*& d_off) {
+  for (u64 c = 0; c < copies; ++c)
+    for (u64 off : im.tile_off) im4.tile_off.push_back(c * im.bytes.size() + off);
+  CK(cudaMalloc(&d_img, copies * im.bytes.size()));
+  for (u64 c = 0; c < copies; ++c)
+    CK(cudaMemcpy(d_img + c * im.bytes.size(), im.bytes.data(), im.bytes.size(), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&d_off, im4.tile_off.size() * 8));
+  CK(cudaMemcpy(d_off, im4.tile_off.data(), im4.tile_off.size() * 8, cudaMemcpyHostToDevice));
+}
+
 struct Gemv {  // M = 1: activations, output and the float64 reference of one copy
   float *d_x = nullptr, *d_y = nullptr;
   std::vector<double> ref, ref_abs;
@@ -799,14 +810,19 @@ static void run_variant(const Variant& v, int m, K kernel, size_t smem, const Im
               per_sm, ms, copies * cb / ms / 1e6, check.c_str());
 }
 
+// Whether a variant runs: the one LANES_ONLY names (MODE,WARPS,SB), else the default list.
+static bool selected(const char* only, const Variant& v, bool dflt) {
+  const std::string key = std::string(v.mode) + "," + std::to_string(v.warps) + "," + std::to_string(v.sb);
+  return only ? key == only : dflt;
+}
+
 // Every variant the binary holds (templates), and the default list run without LANES_ONLY.
 template <int W, int SB, int M>
 static void maybe_run(const char* only, const char* name, bool dflt, const Image& im4, uint8_t* d_img, u64* d_off,
                       u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
                       const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
   const Variant v{name, W, SB};
-  const std::string key = std::string(name) + "," + std::to_string(W) + "," + std::to_string(SB);
-  if (only ? key != only : !dflt) return;
+  if (!selected(only, v, dflt)) return;
   run_variant(v, M, lanes_kernel<W, SB, M>, (size_t)f.n_luts * 16384 + W * warp_smem<SB, M>(), im4, d_img, d_off,
               d_luts, f, copies, d_out, d_st, raw, reps, sms, tmap, gv);
 }
@@ -816,8 +832,7 @@ static void maybe_run_rows(const char* only, const char* name, bool dflt, const 
                            u32* d_luts, const tileans_cuda_frame& f, u64 copies, uint8_t* d_out, u32* d_st,
                            const std::vector<uint8_t>& raw, int reps, int sms, const CUtensorMap& tmap, const Gemv& gv) {
   const Variant v{name, W, 0};
-  const std::string key = std::string(name) + "," + std::to_string(W) + ",0";
-  if (only ? key != only : !dflt) return;
+  if (!selected(only, v, dflt)) return;
   run_variant(v, M, rows_kernel<W, M, HINT, PRED>, (size_t)f.n_luts * 16384 + W * 2048, im4, d_img, d_off, d_luts, f, copies, d_out,
               d_st, raw, reps, sms, tmap, gv);
 }
@@ -874,16 +889,10 @@ int main(int argc, char** argv) {
               im.pad_bytes * 8 / w, im.raw_bytes * 8 / w);
   const u64 copies = 4;
   Image im4;
-  for (u64 c = 0; c < copies; ++c)
-    for (u64 t = 0; t < f.num_tiles; ++t) im4.tile_off.push_back(c * im.bytes.size() + im.tile_off[t]);
   uint8_t *d_img, *d_out;
   u64* d_off;
   u32 *d_luts, *d_st;
-  CK(cudaMalloc(&d_img, copies * im.bytes.size()));
-  for (u64 c = 0; c < copies; ++c)
-    CK(cudaMemcpy(d_img + c * im.bytes.size(), im.bytes.data(), im.bytes.size(), cudaMemcpyHostToDevice));
-  CK(cudaMalloc(&d_off, im4.tile_off.size() * 8));
-  CK(cudaMemcpy(d_off, im4.tile_off.data(), im4.tile_off.size() * 8, cudaMemcpyHostToDevice));
+  upload_copies(im, copies, im4, d_img, d_off);
   CK(cudaMalloc(&d_luts, luts.size() * 4));
   CK(cudaMemcpy(d_luts, luts.data(), luts.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&d_st, im4.tile_off.size() * 4 + 16));
@@ -969,13 +978,7 @@ int main(int argc, char** argv) {
     std::printf("row-order image %.4f bits/weight (header %.4f, words %.4f, word padding %.4f, raw %.4f)\n",
                 imr.bytes.size() * 8 / w, imr.hdr_bytes * 8 / w, imr.word_bytes * 8 / w, imr.pad_bytes * 8 / w,
                 imr.raw_bytes * 8 / w);
-    for (u64 c = 0; c < copies; ++c)
-      for (u64 t = 0; t < f.num_tiles; ++t) imr4.tile_off.push_back(c * imr.bytes.size() + imr.tile_off[t]);
-    CK(cudaMalloc(&d_imgr, copies * imr.bytes.size()));
-    for (u64 c = 0; c < copies; ++c)
-      CK(cudaMemcpy(d_imgr + c * imr.bytes.size(), imr.bytes.data(), imr.bytes.size(), cudaMemcpyHostToDevice));
-    CK(cudaMalloc(&d_offr, imr4.tile_off.size() * 8));
-    CK(cudaMemcpy(d_offr, imr4.tile_off.data(), imr4.tile_off.size() * 8, cudaMemcpyHostToDevice));
+    upload_copies(imr, copies, imr4, d_imgr, d_offr);
   }
   const char* only = std::getenv("LANES_ONLY");
   const int sms = prop.multiProcessorCount;
