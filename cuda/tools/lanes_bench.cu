@@ -443,19 +443,10 @@ __global__ void __launch_bounds__(WARPS * 32) rows_kernel(const uint8_t* __restr
           for (int i = 0; i < 8; ++i) sink ^= o[i];
         }
       }
-      if (M == kGemv) {  // rows b..b+3 summed over the warp: a transposing butterfly, 6 shuffles
-        const bool h16 = lane & 16u, h8 = lane & 8u;
-        float k0 = h16 ? a[2] : a[0], k1 = h16 ? a[3] : a[1];
-        const float s0 = h16 ? a[0] : a[2], s1 = h16 ? a[1] : a[3];
-        k0 += __shfl_xor_sync(0xFFFFFFFFu, s0, 16);
-        k1 += __shfl_xor_sync(0xFFFFFFFFu, s1, 16);
-        float k = h8 ? k1 : k0;
-        k += __shfl_xor_sync(0xFFFFFFFFu, h8 ? k0 : k1, 8);
-        k += __shfl_xor_sync(0xFFFFFFFFu, k, 4);
-        k += __shfl_xor_sync(0xFFFFFFFFu, k, 2);
-        k += __shfl_xor_sync(0xFFFFFFFFu, k, 1);
-        if ((lane & 7u) == 0)
-          atomicAdd(yv + copy * rows_per_copy + (tt / grid_cols) * 32 + b + (h16 ? 2 : 0) + (h8 ? 1 : 0), k);
+      if (M == kGemv) {  // rows b..b+3 summed over the warp (tool_common.hpp)
+        u32 r;
+        const float k = warp_sum4(a, lane, r);
+        if ((lane & 7u) == 0) atomicAdd(yv + copy * rows_per_copy + (tt / grid_cols) * 32 + b + r, k);
       }
     }
     const u32 bad = __any_sync(0xFFFFFFFFu, x != tileans_cuda::kL);

@@ -1,5 +1,5 @@
-// tool_common.hpp: what the GPU tools (gpu_check, lanes_bench) share: the CUDA error check, file
-// reading and event timing. Host C++ with the CUDA runtime; not part of the library.
+// tool_common.hpp: what the GPU tools (gpu_check, lanes_bench, pairs_bench) share: the CUDA error
+// check, file reading, event timing and the GEMV prototypes' warp reduction. Not part of the library.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -60,3 +60,23 @@ static double time_ms(F&& f, int reps, cudaStream_t s = 0) {
   cudaEventDestroy(b);
   return median(ts);
 }
+
+#ifdef __CUDACC__
+// Four per-lane partial sums a[0..3] (rows r .. r+3 of a tile, this lane's columns) summed over the
+// warp by a transposing butterfly, 6 shuffles: lane 8 i ends with row r + i's total. Returns the
+// lane's total; `row` gets its row offset i (meaningful on lanes with lane % 8 == 0).
+__device__ __forceinline__ float warp_sum4(const float (&a)[4], unsigned lane, unsigned& row) {
+  const bool h16 = lane & 16u, h8 = lane & 8u;
+  float k0 = h16 ? a[2] : a[0], k1 = h16 ? a[3] : a[1];
+  const float s0 = h16 ? a[0] : a[2], s1 = h16 ? a[1] : a[3];
+  k0 += __shfl_xor_sync(0xFFFFFFFFu, s0, 16);
+  k1 += __shfl_xor_sync(0xFFFFFFFFu, s1, 16);
+  float k = h8 ? k1 : k0;
+  k += __shfl_xor_sync(0xFFFFFFFFu, h8 ? k0 : k1, 8);
+  k += __shfl_xor_sync(0xFFFFFFFFu, k, 4);
+  k += __shfl_xor_sync(0xFFFFFFFFu, k, 2);
+  k += __shfl_xor_sync(0xFFFFFFFFu, k, 1);
+  row = (h16 ? 2u : 0u) + (h8 ? 1u : 0u);
+  return k;
+}
+#endif
