@@ -19,7 +19,8 @@
 //   LUT: 4096 u64 per matrix: low word freq | (slot - cum) << 16, high word the pair's exponents
 //        at their BF16 places (e_a << 7 | e_b << 23), so a pair of BF16 units is
 //        high | (prmt(raw, sign-replicate) & 0x807F807F): one PRMT and one LOP3.
-//   Tiles R x 256 G (R = 32, 64; G = 1, 2); S = 1 or 2 rANS states per lane (see head_bytes).
+//   Tiles R x 256 G (R = 32, 64; G = 1, 2); S: one state per lane (1), two interleaved states on
+//   one word stream (2), or two streams, one per chunk column (3, G = 2; see head_bytes).
 //
 // Kernel modes, each checked before it is timed (L2 flushed before every run, CUDA events):
 //   decode        BF16 out, bit-exact against W, and the final states checked;
@@ -64,10 +65,13 @@ constexpr u32 kScaleBits = PAIRS_SCALE_BITS;
 constexpr u32 kP = PAIRS_UNITS;
 static_assert(kP == 1 || kP == 2, "one or two units per symbol");
 constexpr u32 kSlots = 1u << kScaleBits;
-// Record header: S lane states per lane (X[s][32]), then start[32]. S = 2: each lane runs two
-// interleaved rANS states over its one word stream (even steps state 0, odd steps state 1), so
-// that two LUT lookups are in flight per lane.
-__host__ __device__ constexpr u32 head_bytes(u32 S) { return 128 * (S + 1); }
+// Record header: the lane states (X[k][32], k < states(S)), then the lanes' first words
+// (start[k][32], k < streams(S)). S = 2: each lane runs two interleaved rANS states over its one
+// word stream (even steps state 0, odd steps state 1). S = 3 (G = 2): each lane has two streams,
+// one per chunk column, each with its own state, words and ring: two independent chains.
+__host__ __device__ constexpr u32 states(u32 S) { return S == 1 ? 1 : 2; }
+__host__ __device__ constexpr u32 streams(u32 S) { return S == 3 ? 2 : 1; }
+__host__ __device__ constexpr u32 head_bytes(u32 S) { return 128 * (states(S) + streams(S)); }
 
 // ---- device -----------------------------------------------------------------------------------
 __device__ __forceinline__ uint2 lds_u64x2(u32 a) {
@@ -156,15 +160,20 @@ __global__ void __launch_bounds__(WARPS * 32) pairs_kernel(const __grid_constant
   for (u64 t = (u64)warp * gridDim.x + blockIdx.x; t < p.tiles; t += (u64)gridDim.x * WARPS) {
     const uint8_t* rec = p.img + p.off[t];
     const u64 rec_end = p.off[t + 1];
-    u32 x[S];
+    constexpr u32 NS = states(S), NR = streams(S);
+    u32 x[NS];
 #pragma unroll
-    for (int k = 0; k < S; ++k) x[k] = tileans_cuda::ld_u32(rec + 128 * k + 4 * lane);
-    const u32 st = tileans_cuda::ld_u32(rec + 128 * S + 4 * lane);
+    for (u32 k = 0; k < NS; ++k) x[k] = tileans_cuda::ld_u32(rec + 128 * k + 4 * lane);
     const u64 gi = t / p.gcols, gj = t - gi * p.gcols;
     const u64 row0 = gi * p.R, col0 = gj * 256 * G;
     const uint8_t* raw = p.img + rec_end - (u64)p.R * 32 * RB + RB * lane;
-    ti::LaneRing wr;
-    wr.start(ring_s, reinterpret_cast<u64>(rec + head_bytes(S)) + 2ull * st, reinterpret_cast<u64>(p.img + rec_end - 16));
+    ti::LaneRing wr[NR];
+#pragma unroll
+    for (u32 k = 0; k < NR; ++k) {
+      const u32 st = tileans_cuda::ld_u32(rec + 128 * (NS + k) + 4 * lane);
+      wr[k].start(ring_s + k * WARPS * ti::kRingBytes, reinterpret_cast<u64>(rec + head_bytes(S)) + 2ull * st,
+                  reinterpret_cast<u64>(p.img + rec_end - 16));
+    }
     float xs[G][8];
     if (MODE == kGemv || MODE == kNoConflict) {
 #pragma unroll
@@ -198,7 +207,9 @@ __global__ void __launch_bounds__(WARPS * 32) pairs_kernel(const __grid_constant
       for (u32 jj = 0; jj < 4; ++jj) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) c[jj][i] = 0.f;
-        if (G == 2 || (jj & 1u) == 0) wr.refill();  // every 8 steps
+        if (G == 2 || (jj & 1u) == 0)  // every 8 steps (every 4 per stream with S = 3)
+#pragma unroll
+          for (u32 k = 0; k < NR; ++k) wr[k].refill();
         const RawT r = rv;
         if (j + jj + 1 < p.R) rv = __ldcs(reinterpret_cast<const RawT*>(raw + (u64)(j + jj + 1) * 32 * RB));
         u32 rw[2 * G];
@@ -211,12 +222,14 @@ __global__ void __launch_bounds__(WARPS * 32) pairs_kernel(const __grid_constant
 #pragma unroll
         for (int g = 0; g < G; ++g) {
           u32 hi[4];
-          if (kP == 2) {
-            decode4p<S, MODE == kNoConflict>(x, wr, lut_s, hi);
+          if constexpr (S == 3) {  // chunk column g from stream g (pairs only)
+            decode4p<1, MODE == kNoConflict>(reinterpret_cast<u32(&)[1]>(x[g]), wr[g], lut_s, hi);
+          } else if constexpr (kP == 2) {
+            decode4p<NS, MODE == kNoConflict>(x, wr[0], lut_s, hi);
           } else {  // single exponents: 8 steps, entries e << 7, paired by a PRMT
             u32 h8[4][2];
-            decode4p<S, MODE == kNoConflict>(x, wr, lut_s, reinterpret_cast<u32(&)[4]>(h8[0]));
-            decode4p<S, MODE == kNoConflict>(x, wr, lut_s, reinterpret_cast<u32(&)[4]>(h8[2]));
+            decode4p<NS, MODE == kNoConflict>(x, wr[0], lut_s, reinterpret_cast<u32(&)[4]>(h8[0]));
+            decode4p<NS, MODE == kNoConflict>(x, wr[0], lut_s, reinterpret_cast<u32(&)[4]>(h8[2]));
 #pragma unroll
             for (int i = 0; i < 4; ++i) hi[i] = __byte_perm(h8[i][0], h8[i][1], 0x5410);
           }
@@ -267,7 +280,7 @@ __global__ void __launch_bounds__(WARPS * 32) pairs_kernel(const __grid_constant
     }
     bool bad_state = false;
 #pragma unroll
-    for (int k = 0; k < S; ++k) bad_state |= x[k] != tileans_cuda::kL;
+    for (u32 k = 0; k < NS; ++k) bad_state |= x[k] != tileans_cuda::kL;
     const u32 bad = __any_sync(0xFFFFFFFFu, bad_state);
     if (lane == 0) p.status[t] = bad;
   }
@@ -338,7 +351,15 @@ static bool normalise(const std::map<u32, u64>& cnt, std::map<u32, std::pair<u32
   return true;
 }
 
+// The state (and, for S = 3, the stream) that decodes a lane's k-th symbol.
+static u32 step_state(u32 S, u32 G, u32 k) {
+  if (S == 1) return 0;
+  if (S == 2) return k % 2;
+  return (k % (8 * G / kP)) / (8 / kP);  // S = 3: the symbol's chunk column
+}
+
 static bool build_pair_image(const std::vector<uint16_t>& W, u64 N, u64 K, u32 R, u32 G, u32 S, PairImage& im) {
+  if (S == 3 && (G != 2 || kP != 2)) return false;  // the kernel's S = 3 path decodes pairs, 2 chunk columns
   const u32 TC = 256 * G;
   if (N % R || K % TC || R % 4) return false;
   im.R = R, im.G = G, im.S = S, im.N = N, im.K = K;
@@ -365,8 +386,8 @@ static bool build_pair_image(const std::vector<uint16_t>& W, u64 N, u64 K, u32 R
 #pragma omp parallel for schedule(dynamic, 16)
   for (u64 t = 0; t < T; ++t) {
     const u64 r0 = (t / gc) * R, c0 = (t % gc) * TC;
-    std::vector<u32> seq(npairs), X(32 * S), start(32);
-    std::vector<uint16_t> all, words;
+    std::vector<u32> seq(npairs), X(32 * states(S)), start(32 * streams(S));
+    std::vector<uint16_t> all;
     for (u32 l = 0; l < 32; ++l) {
       u32 n = 0;
       for (u32 j = 0; j < R; ++j)
@@ -376,19 +397,22 @@ static bool build_pair_image(const std::vector<uint16_t>& W, u64 N, u64 K, u32 R
                              : exp_of(row[unit_col(l, i)]);
         }
       u32 xs[2] = {tileans_cuda::kL, tileans_cuda::kL};
-      words.clear();
+      std::vector<uint16_t> wl[2];
       for (u32 k = npairs; k-- > 0;) {
-        u32& x = xs[k % S];
+        const u32 sk = step_state(S, G, k);
+        u32& x = xs[sk];
         const u32 f = fa[seq[k]], c = ca[seq[k]];
         if ((u64)x >= ((u64)f << (32 - kScaleBits))) {  // ((L >> scale bits) << 16) * f
-          words.push_back((uint16_t)(x & 0xFFFF));
+          wl[streams(S) == 2 ? sk : 0].push_back((uint16_t)(x & 0xFFFF));
           x >>= 16;
         }
         x = ((x / f) << kScaleBits) + (x % f) + c;
       }
-      for (u32 k = 0; k < S; ++k) X[k * 32 + l] = xs[k];
-      start[l] = (u32)all.size();
-      all.insert(all.end(), words.rbegin(), words.rend());
+      for (u32 k = 0; k < states(S); ++k) X[k * 32 + l] = xs[k];
+      for (u32 r = 0; r < streams(S); ++r) {
+        start[r * 32 + l] = (u32)all.size();
+        all.insert(all.end(), wl[r].rbegin(), wl[r].rend());
+      }
     }
     const u64 wbytes = (all.size() * 2 + 15) & ~15ull;
     const u64 rbytes = (u64)R * 32 * 8 * G;
@@ -396,8 +420,8 @@ static bool build_pair_image(const std::vector<uint16_t>& W, u64 N, u64 K, u32 R
     const u32 hb = head_bytes(S);
     rec.assign(hb + wbytes + rbytes, 0);
     uint8_t* h = rec.data();
-    std::memcpy(h, X.data(), 128 * S);
-    std::memcpy(h + 128 * S, start.data(), 128);
+    std::memcpy(h, X.data(), 128 * states(S));
+    std::memcpy(h + 128 * states(S), start.data(), 128 * streams(S));
     std::memcpy(h + hb, all.data(), all.size() * 2);
     uint8_t* rp = h + hb + wbytes;
     for (u32 j = 0; j < R; ++j)
@@ -423,16 +447,22 @@ static bool host_decode_check(const PairImage& im, const std::vector<uint16_t>& 
     const uint8_t* raw = &im.bytes[im.off[t + 1]] - (u64)im.R * 32 * 8 * im.G;
     const u64 r0 = (t / gc) * im.R, c0 = (t % gc) * TC;
     for (u32 l = 0; l < 32; ++l) {
-      u32 xs[2], st, step = 0;
-      for (u32 k = 0; k < im.S; ++k) std::memcpy(&xs[k], h + 128 * k + 4 * l, 4);
-      std::memcpy(&st, h + 128 * im.S + 4 * l, 4);
-      const uint16_t* wp = reinterpret_cast<const uint16_t*>(h + head_bytes(im.S)) + st;
+      u32 xs[2], step = 0;
+      const uint16_t* wp[2];
+      for (u32 k = 0; k < states(im.S); ++k) std::memcpy(&xs[k], h + 128 * k + 4 * l, 4);
+      for (u32 r = 0; r < streams(im.S); ++r) {
+        u32 st;
+        std::memcpy(&st, h + 128 * (states(im.S) + r) + 4 * l, 4);
+        wp[r] = reinterpret_cast<const uint16_t*>(h + head_bytes(im.S)) + st;
+      }
       for (u32 j = 0; j < im.R; ++j)
         for (u32 i = 0; i < 8 * im.G / kP; ++i) {
-          u32& x = xs[step++ % im.S];
+          const u32 sk = step_state(im.S, im.G, step++);
+          u32& x = xs[sk];
+          const uint16_t*& w = wp[streams(im.S) == 2 ? sk : 0];
           const uint2 e = im.lut[x & (kSlots - 1)];
           x = (e.x & 0xFFFFu) * (x >> kScaleBits) + (e.x >> 16);
-          if (x < tileans_cuda::kL) x = x << 16 | *wp++;
+          if (x < tileans_cuda::kL) x = x << 16 | *w++;
           for (u32 k = 0; k < kP; ++k) {
             const u32 u = kP * i + k, r = raw[(j * 32 + l) * 8 * im.G + u];
             const u32 ex = k ? e.y >> 23 & 0xFF : e.y >> 7 & 0xFF;
@@ -440,7 +470,7 @@ static bool host_decode_check(const PairImage& im, const std::vector<uint16_t>& 
             if (v != W[(r0 + j) * im.K + c0 + unit_col(l, u)]) return false;
           }
         }
-      for (u32 k = 0; k < im.S; ++k)
+      for (u32 k = 0; k < states(im.S); ++k)
         if (xs[k] != tileans_cuda::kL) return false;
     }
   }
@@ -479,7 +509,7 @@ struct Bench {
 
 template <int WARPS, int G, int MODE, int S>
 static void launch(const PP& p, int sms, cudaStream_t s = 0) {
-  const size_t smem = kSlots * 8 + WARPS * ti::kRingBytes;
+  const size_t smem = kSlots * 8 + WARPS * ti::kRingBytes * streams(S);
   static bool init = false;
   if (!init) {
     CK(cudaFuncSetAttribute(pairs_kernel<WARPS, G, MODE, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -622,11 +652,13 @@ int main(int argc, char** argv) {
       v = (uint16_t)(bits >> 16);
     }
     if (host_only) {
-      for (u32 S = 1; S <= 2; ++S)
+      for (u32 S = 1; S <= 3; ++S)
         for (u32 G = 1; G <= 2; ++G)
           for (u32 R : {32u, 64u}) {
+            if (S == 3 && G != 2) continue;
             PairImage im;
-            const bool ok = build_pair_image(W, N, K, R, G, S, im) && host_decode_check(im, W);
+            if (!build_pair_image(W, N, K, R, G, S, im)) continue;
+            const bool ok = host_decode_check(im, W);
             std::printf("%llu x %llu R=%u G=%u S=%u: %s, %.3f bits/weight\n", (unsigned long long)N, (unsigned long long)K, R,
                         G, S, ok ? "host decode ok" : "FAILED", im.bits_per_weight());
             if (!ok) return 1;
@@ -664,13 +696,15 @@ int main(int argc, char** argv) {
                      &zero, dyb, CUDA_R_16BF, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
       });
     std::printf("\n%llu x %llu: cuBLAS M=1 %.1f us, M=2 %.1f us\n", (unsigned long long)N, (unsigned long long)K, cub[0], cub[1]);
-    for (u32 S = 1; S <= 2; ++S)
+    for (u32 S = 1; S <= 3; ++S)
       for (u32 G = 1; G <= 2; ++G)
         for (u32 R : {32u, 64u}) {
+          if (S == 3 && G != 2) continue;
           if (std::getenv("TILE") && std::atoi(std::getenv("TILE")) != (int)(R * 1000 + 256 * G)) continue;  // e.g. TILE=32512
           PairImage im;
           if (!build_pair_image(W, N, K, R, G, S, im)) {
-            std::printf("  R=%u G=%u: not built (shape or > 4096 pairs)\n", R, G);
+            std::printf("  R=%u G=%u S=%u: not built (shape, > %u symbols, or S = 3 without pairs on 2 chunk columns)\n", R, G,
+                        S, kSlots);
             continue;
           }
           if (!host_decode_check(im, W)) {
@@ -698,6 +732,7 @@ int main(int argc, char** argv) {
           if (G == 2 && S == 1) run_variant<32, 2, 1>(b, p, im, W, yref, yn, dy, reps, tag);
           if (G == 1 && S == 2) run_variant<32, 1, 2>(b, p, im, W, yref, yn, dy, reps, tag);
           if (G == 2 && S == 2) run_variant<32, 2, 2>(b, p, im, W, yref, yn, dy, reps, tag);
+          if (G == 2 && S == 3) run_variant<32, 2, 3>(b, p, im, W, yref, yn, dy, reps, tag);
           CK(cudaFree(dimg));
           CK(cudaFree(doff));
           CK(cudaFree(dlut));
