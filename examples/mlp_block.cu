@@ -1,14 +1,19 @@
 // mlp_block.cu: a transformer MLP block (SwiGLU: down(silu(gate(x)) * up(x))) run straight from a
 // compressed safetensors checkpoint (`tileans compress` output), the weights staying compressed on
-// the GPU and decoded inside the matrix multiplies (include/tileans_gemm.h). Checked against the same
-// block computed by cuBLAS from the uncompressed checkpoint.
+// the GPU and decoded inside the matrix multiplies. Checked against the same block computed by
+// cuBLAS from the uncompressed checkpoint. Two paths, each checked:
+//   - the frame path (include/tileans_gemm.h, tileans_gemm_bf16_async): the frames as stored, any M;
+//   - the device-image path for token generation (M <= 8): at load time the C library
+//     (include/tileans.h, tileans_image_build) turns each frame into its device image (FORMAT.md
+//     section 11), which tileans_gemm_image_async multiplies (about 1.5x the frame kernel at M = 1).
 //
 //   mlp_block COMPRESSED.safetensors ORIGINAL.safetensors [PREFIX] [M ...]
 //
 // PREFIX names the three projections PREFIX{gate,up,down}_proj.weight (default "mlp."). Engine
 // developers: everything outside main() is what a loader needs (safetensors header, frame parse,
-// upload, decode tables, one call per projection).
-// Build: nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude mlp_block.cu tileans_gemm.o tileans_cuda.o -lcublas
+// device image, upload, decode tables, one call per projection).
+// Build: nvcc -arch=sm_90 -O3 -std=c++17 -Iinclude mlp_block.cu tileans_gemm.o tileans_cuda.o
+//        libtileans_ffi.a (cargo build --release -p tileans-ffi) -lcublas -lpthread -ldl -lm
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -23,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "tileans.h"
 #include "tileans_cuda.h"
 #include "tileans_gemm.h"
 
@@ -199,6 +205,45 @@ struct CompressedLinear {
   void* d_frame = nullptr;
   uint32_t* d_luts = nullptr;
   int N = 0, K = 0;
+  // the device image of the same weights (the small-M path), when the C library could build one
+  tileans_cuda_image im;
+  uint8_t* d_image = nullptr;
+  uint32_t* d_image_luts = nullptr;
+  uint32_t* d_image_status = nullptr;  // one u32 per tile, written by every call
+  bool has_image = false;
+
+  // Host: frame -> device image (tileans_image_build sizes it first), parsed for the GPU, uploaded,
+  // its LUTs built on the device. `b` must stay valid while the frame handle lives.
+  bool load_image(const uint8_t* b, size_t len, const std::string& name) {
+    tileans_frame* hf = nullptr;
+    if (tileans_frame_parse(b, len, &hf) != TILEANS_OK) {
+      fprintf(stderr, "%s: the C library rejects the frame\n", name.c_str());
+      return false;
+    }
+    size_t image_len = 0;
+    std::vector<uint8_t> image;
+    tileans_result r = tileans_image_build(hf, nullptr, 0, &image_len);
+    if (r == TILEANS_ERR_BUFFER_TOO_SMALL) {
+      image.resize(image_len);
+      r = tileans_image_build(hf, image.data(), image.size(), &image_len);
+    }
+    tileans_frame_free(hf);
+    if (r != TILEANS_OK) {
+      fprintf(stderr, "%s: no device image (%s)\n", name.c_str(), tileans_result_message(r));
+      return false;
+    }
+    if (tileans_cuda_image_parse(image.data(), image_len, image_len, &im) != TILEANS_CUDA_OK ||
+        tileans_gemm_image_supported(&im) != TILEANS_GEMM_OK) {
+      fprintf(stderr, "%s: the device image is not one the GEMV handles\n", name.c_str());
+      return false;
+    }
+    CK(cudaMalloc(&d_image, image_len));
+    CK(cudaMemcpy(d_image, image.data(), image_len, cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&d_image_luts, tileans_gemm_image_lut_bytes(&im) + 256));
+    CK(cudaMalloc(&d_image_status, (im.num_tiles + 1) * 4));
+    has_image = tileans_cuda_image_build_luts_async(&im, d_image, d_image_luts, 0) == TILEANS_CUDA_OK;
+    return has_image;
+  }
   bool load(const SafeTensors& st, const std::string& name) {
     std::string dtype;
     std::vector<uint64_t> shape;
@@ -222,7 +267,9 @@ struct CompressedLinear {
     CK(cudaMalloc(&d_frame, len));
     CK(cudaMemcpy(d_frame, b, len, cudaMemcpyHostToDevice));
     CK(cudaMalloc(&d_luts, tileans_gemm_lut_bytes(&f) + 256));
-    return tileans_gemm_build_luts_async(&f, d_frame, d_luts, 0) == TILEANS_GEMM_OK;
+    if (tileans_gemm_build_luts_async(&f, d_frame, d_luts, 0) != TILEANS_GEMM_OK) return false;
+    load_image(b, len, name);  // optional: without it the small-M path is skipped
+    return true;
   }
   // y (M x N, FP32) = x (M x K, BF16) . W^T
   void forward(const __nv_bfloat16* x, int M, float* y, void* ws, size_t ws_len, uint32_t* status, cudaStream_t s) const {
@@ -234,6 +281,23 @@ struct CompressedLinear {
     }
   }
   size_t workspace(int M) const { return tileans_gemm_workspace_size(&f, M, nullptr); }
+  // OR of the per-tile statuses of the last image call (0: every tile decoded and passed its checks)
+  uint32_t image_status() const {
+    std::vector<uint32_t> st(im.num_tiles);
+    CK(cudaMemcpy(st.data(), d_image_status, st.size() * 4, cudaMemcpyDeviceToHost));
+    uint32_t any = 0;
+    for (uint32_t v : st) any |= v;
+    return any;
+  }
+  // The same through the device image (FP32 output: no workspace); per-tile status in d_image_status.
+  void forward_image(const __nv_bfloat16* x, int M, float* y, cudaStream_t s) const {
+    const tileans_gemm_status r = tileans_gemm_image_async(&im, d_image, d_image_luts, x, M, K, y, N,
+                                                           TILEANS_GEMM_OUT_F32, nullptr, 0, d_image_status, s);
+    if (r != TILEANS_GEMM_OK) {
+      fprintf(stderr, "tileans_gemm_image_async: %s\n", tileans_gemm_status_str(r));
+      exit(3);
+    }
+  }
 };
 
 // h = bf16(silu(g) * u)
@@ -306,7 +370,8 @@ int main(int argc, char** argv) {
   if (cublasCreate(&hb) != CUBLAS_STATUS_SUCCESS) return 3;
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 1.f);
-  int fails = 0;
+  int fails = 0, runs = (int)Ms.size();
+  if (!(gate.has_image && up.has_image && dn.has_image)) printf("device images: not built, the small-M path is skipped\n");
   for (int M : Ms) {
     // 2. per call: activations, workspace (sized once per M), three fused projections
     std::vector<__nv_bfloat16> x((size_t)M * H);
@@ -357,6 +422,28 @@ int main(int argc, char** argv) {
     fails += !ok;
     printf("%s M=%-4d gate rel err %.2e, up %.2e, block output %.2e (vs cuBLAS on the uncompressed weights), tile status 0x%x\n",
            ok ? "PASS" : "FAIL", M, eg, eu, ey, st);
+    // 3. token generation: the same block through the device images (M <= 8), poisoned outputs
+    if (M <= 8 && gate.has_image && up.has_image && dn.has_image) {
+      for (float* p : {d_g, d_u}) CK(cudaMemset(p, 0xFF, (size_t)M * I * 4));
+      CK(cudaMemset(d_y, 0xFF, (size_t)M * H * 4));
+      gate.forward_image(d_x, M, d_g, 0);
+      up.forward_image(d_x, M, d_u, 0);
+      swiglu_kernel<<<blocks, 256>>>(d_g, d_u, d_h, (size_t)M * I);
+      dn.forward_image(d_h, M, d_y, 0);
+      CK(cudaDeviceSynchronize());
+      const uint32_t ist = gate.image_status() | up.image_status() | dn.image_status();
+      const double ig = rel_err(down(d_g, (size_t)M * I), down(d_g2, (size_t)M * I));
+      const double iu = rel_err(down(d_u, (size_t)M * I), down(d_u2, (size_t)M * I));
+      const std::vector<float> iy = down(d_y, (size_t)M * H);
+      const double iey = rel_err(iy, down(d_y2, (size_t)M * H));
+      long inan = 0;
+      for (float v : iy) inan += std::isnan(v);
+      const bool iok = ist == 0 && inan == 0 && ig < 1e-5 && iu < 1e-5 && iey < 2e-3;
+      fails += !iok;
+      ++runs;
+      printf("%s M=%-4d device image: gate rel err %.2e, up %.2e, block output %.2e (vs cuBLAS), tile status 0x%x\n",
+             iok ? "PASS" : "FAIL", M, ig, iu, iey, ist);
+    }
     cudaFree(d_x);
     cudaFree(d_h);
     cudaFree(d_h2);
@@ -364,6 +451,6 @@ int main(int argc, char** argv) {
     cudaFree(d_st);
     if (d_ws) cudaFree(d_ws);
   }
-  printf("%d passed, %d failed\n", (int)Ms.size() - fails, fails);
+  printf("%d passed, %d failed\n", runs - fails, fails);
   return fails ? 1 : 0;
 }

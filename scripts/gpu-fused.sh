@@ -14,6 +14,8 @@
 #     in file order (8,000,000 bytes);
 #   - $CARRY/mlp.bf16.safetensors = `fusedprep mlp` (MiniLM matrices as mlp.gate_proj / up_proj /
 #     down_proj) and $CARRY/mlp.tileans.safetensors = `tileans compress` of it (the CLI, cli/);
+#   - $CARRY/libtileans_ffi.a: the C library (cargo build --release -p tileans-ffi, debug info
+#     stripped), which the MLP-block example links to build device images at load time;
 #   and prints the carry's size (about 14 MB; the machinery carries at most 64 MiB).
 #
 # The GPU run:
@@ -26,7 +28,8 @@
 #      K consecutive pool values from r * 3040909 mod 4 M, wrapping) and encodes them with the
 #      default options into $WEIGHTS/w_N_K.tans, with the raw matrix w_N_K.bf16 and the device image
 #      w_N_K.tai; `special` adds 160 x 1040 with CONST and RAW tiles;
-#   3. runs the MLP-block example on a compressed safetensors file (MiniLM matrices as gate/up/down);
+#   3. runs the MLP-block example on a compressed safetensors file (MiniLM matrices as gate/up/down):
+#      the frame path at every M, and the device-image path (built at load time) at M <= 8;
 #   4. correctness: every shape class (edge rows/columns, 64- and 128-row tiles, CONST and RAW tiles,
 #      split-K on and off, several passes over M, scalar activation loads) against a float64 host
 #      reference, fresh random activations, poisoned outputs;
@@ -47,6 +50,7 @@ if [ "${1:-}" = --prepare ]; then
   T=${CARGO_TARGET_DIR:-target}
   cargo build --release -p tileans-cuda --example fused_prep || die "cargo build of fused_prep failed"
   cargo build --release -p tileans-cli || die "cargo build of the tileans CLI failed"
+  cargo build --release -p tileans-ffi || die "cargo build of the C library failed"
   ST=${TILEANS_WEIGHTS_DIR:-.cache/weights}/all-MiniLM-L6-v2.bf16.safetensors
   if [ ! -s "$ST" ]; then
     scripts/fetch-weights.sh minilm > /dev/null || die "scripts/fetch-weights.sh minilm failed"
@@ -56,6 +60,8 @@ if [ "${1:-}" = --prepare ]; then
   rm -f "$CARRY/fusedprep"
   strip -o "$CARRY/fusedprep" "$T/release/examples/fused_prep" 2> /dev/null ||
     cp "$T/release/examples/fused_prep" "$CARRY/fusedprep" || die "cannot copy fused_prep"
+  strip --strip-debug -o "$CARRY/libtileans_ffi.a" "$T/release/libtileans_ffi.a" 2> /dev/null ||
+    cp "$T/release/libtileans_ffi.a" "$CARRY/libtileans_ffi.a" || die "cannot copy libtileans_ffi.a"
   "$CARRY/fusedprep" pool "$ST" "$CARRY/pool.bin" 4000000 || die "fusedprep pool failed"
   "$CARRY/fusedprep" mlp "$ST" "$CARRY/mlp.bf16.safetensors" || die "fusedprep mlp failed"
   "$T/release/tileans" compress "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" ||
@@ -64,16 +70,19 @@ if [ "${1:-}" = --prepare ]; then
   tmp=$(mktemp -d)
   FUSEDPREP_VERIFY=1 "$CARRY/fusedprep" special "$CARRY/pool.bin" "$tmp" || { rm -rf "$tmp"; die "fusedprep special failed"; }
   rm -rf "$tmp"
-  ls -l "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors"
-  inputs=$(cat "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" | wc -c)
+  ls -l "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" \
+    "$CARRY/libtileans_ffi.a"
+  inputs=$(cat "$CARRY/fusedprep" "$CARRY/pool.bin" "$CARRY/mlp.bf16.safetensors" "$CARRY/mlp.tileans.safetensors" \
+    "$CARRY/libtileans_ffi.a" | wc -c)
   total=$(du -sb "$CARRY" | cut -f1)
   echo "carry $CARRY: inputs $inputs bytes ($(( inputs / 1048576 )) MiB), folder $total bytes ($(( total / 1048576 )) MiB; limit 64 MiB)"
   [ "$total" -lt $(( 64 * 1048576 )) ] || die "$CARRY is over 64 MiB"
   exit 0
 fi
-[ -x "$CARRY/fusedprep" ] && [ -s "$CARRY/pool.bin" ] && [ -s "$CARRY/mlp.tileans.safetensors" ] ||
-  echo "gpu-fused.sh: WARNING: $CARRY lacks fusedprep, pool.bin or the mlp files (make them with" \
-    "scripts/gpu-fused.sh --prepare on the development machine); the weight steps will fail" >&2
+[ -x "$CARRY/fusedprep" ] && [ -s "$CARRY/pool.bin" ] && [ -s "$CARRY/mlp.tileans.safetensors" ] &&
+  [ -s "$CARRY/libtileans_ffi.a" ] ||
+  echo "gpu-fused.sh: WARNING: $CARRY lacks fusedprep, pool.bin, the mlp files or libtileans_ffi.a (make" \
+    "them with scripts/gpu-fused.sh --prepare on the development machine); those steps will fail" >&2
 
 W=${WEIGHTS:-/tmp/fused-weights}
 mkdir -p "$OUT" "$W"
@@ -102,7 +111,8 @@ if [ -z "${PREBUILT:-}" ]; then
   nvcc $F -c examples/mlp_block.cu -o "$B/mlp_block.o" &
   wait
   nvcc -arch=sm_90 "$B/fused_check.o" "$B/tileans_gemm.o" "$B/tileans_cuda.o" -lcublas -o "$B/fused_check" || exit 1
-  nvcc -arch=sm_90 "$B/mlp_block.o" "$B/tileans_gemm.o" "$B/tileans_cuda.o" -lcublas -o "$B/mlp_block" || exit 1
+  nvcc -arch=sm_90 "$B/mlp_block.o" "$B/tileans_gemm.o" "$B/tileans_cuda.o" "$CARRY/libtileans_ffi.a" -lcublas \
+    -lpthread -ldl -lm -o "$B/mlp_block" || exit 1
   echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 fi
 
