@@ -524,27 +524,10 @@ static bool wanted(int warps) {
   return !o || std::atoi(o) == warps;
 }
 
-// Median microseconds of `reps` runs of f(), each after an L2 flush, CUDA events around f().
+// Median microseconds of `reps` runs of f(), each after an L2 flush (tool_common.hpp).
 template <class F>
 static double flushed_us(Bench& b, int reps, F&& f) {
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  std::vector<float> ts;
-  for (int i = 0; i < reps + 2; ++i) {
-    b.flush();
-    CK(cudaEventRecord(e0));
-    f();
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    if (i >= 2) ts.push_back(ms);
-  }
-  CK(cudaGetLastError());
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return median(ts) * 1e3;
+  return 1e3 * time_ms_prepared(f, [&] { b.flush(); }, reps);
 }
 
 // One GEMV mode (rows of x: 1 for kGemv and kMma1, 2 for kMma2): checked against the float64
@@ -651,51 +634,39 @@ int main(int argc, char** argv) {
       std::memcpy(&bits, &f, 4);
       v = (uint16_t)(bits >> 16);
     }
-    if (host_only) {
-      for (u32 S = 1; S <= 3; ++S)
-        for (u32 G = 1; G <= 2; ++G)
-          for (u32 R : {32u, 64u}) {
-            if (S == 3 && G != 2) continue;
-            PairImage im;
-            if (!build_pair_image(W, N, K, R, G, S, im)) continue;
-            const bool ok = host_decode_check(im, W);
-            std::printf("%llu x %llu R=%u G=%u S=%u: %s, %.3f bits/weight\n", (unsigned long long)N, (unsigned long long)K, R,
-                        G, S, ok ? "host decode ok" : "FAILED", im.bits_per_weight());
-            if (!ok) return 1;
-          }
-      continue;
-    }
     std::vector<double> yref(2 * N);
     double yn[2] = {0, 0};
+    uint16_t *dW = nullptr, *dx = nullptr, *dyb = nullptr;
+    float* dy = nullptr;
+    uint8_t* dout = nullptr;
+    if (!host_only) {
 #pragma omp parallel for
-    for (u64 r = 0; r < N; ++r)
+      for (u64 r = 0; r < N; ++r)
+        for (u32 m = 0; m < 2; ++m) {
+          double s = 0;
+          for (u64 c = 0; c < K; ++c) s += (double)bf2f(W[r * K + c]) * (double)bf2f(xh[m * K + c]);
+          yref[m * N + r] = s;
+        }
       for (u32 m = 0; m < 2; ++m) {
-        double s = 0;
-        for (u64 c = 0; c < K; ++c) s += (double)bf2f(W[r * K + c]) * (double)bf2f(xh[m * K + c]);
-        yref[m * N + r] = s;
+        for (u64 r = 0; r < N; ++r) yn[m] += yref[m * N + r] * yref[m * N + r];
+        yn[m] = std::sqrt(yn[m]);
       }
-    for (u32 m = 0; m < 2; ++m) {
-      for (u64 r = 0; r < N; ++r) yn[m] += yref[m * N + r] * yref[m * N + r];
-      yn[m] = std::sqrt(yn[m]);
+      CK(cudaMalloc(&dW, N * K * 2));
+      CK(cudaMalloc(&dout, N * K * 2));
+      CK(cudaMalloc(&dx, 2 * K * 2));
+      CK(cudaMalloc(&dyb, 2 * N * 2));
+      CK(cudaMalloc(&dy, 2 * N * 4));
+      CK(cudaMemcpy(dW, W.data(), N * K * 2, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(dx, xh.data(), 2 * K * 2, cudaMemcpyHostToDevice));
+      const float one = 1.f, zero = 0.f;
+      double cub[2];
+      for (int M = 1; M <= 2; ++M)
+        cub[M - 1] = flushed_us(b, reps, [&] {
+          cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, M, (int)K, &one, dW, CUDA_R_16BF, (int)K, dx, CUDA_R_16BF, (int)K,
+                       &zero, dyb, CUDA_R_16BF, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        });
+      std::printf("\n%llu x %llu: cuBLAS M=1 %.1f us, M=2 %.1f us\n", (unsigned long long)N, (unsigned long long)K, cub[0], cub[1]);
     }
-    uint16_t *dW, *dx, *dyb;
-    float* dy;
-    uint8_t* dout;
-    CK(cudaMalloc(&dW, N * K * 2));
-    CK(cudaMalloc(&dout, N * K * 2));
-    CK(cudaMalloc(&dx, 2 * K * 2));
-    CK(cudaMalloc(&dyb, 2 * N * 2));
-    CK(cudaMalloc(&dy, 2 * N * 4));
-    CK(cudaMemcpy(dW, W.data(), N * K * 2, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(dx, xh.data(), 2 * K * 2, cudaMemcpyHostToDevice));
-    const float one = 1.f, zero = 0.f;
-    double cub[2];
-    for (int M = 1; M <= 2; ++M)
-      cub[M - 1] = flushed_us(b, reps, [&] {
-        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, M, (int)K, &one, dW, CUDA_R_16BF, (int)K, dx, CUDA_R_16BF, (int)K,
-                     &zero, dyb, CUDA_R_16BF, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-      });
-    std::printf("\n%llu x %llu: cuBLAS M=1 %.1f us, M=2 %.1f us\n", (unsigned long long)N, (unsigned long long)K, cub[0], cub[1]);
     for (u32 S = 1; S <= 3; ++S)
       for (u32 G = 1; G <= 2; ++G)
         for (u32 R : {32u, 64u}) {
@@ -707,9 +678,12 @@ int main(int argc, char** argv) {
                         S, kSlots);
             continue;
           }
-          if (!host_decode_check(im, W)) {
-            std::printf("host decode of the pair image FAILED\n");
-            return 1;
+          const bool host_ok = host_decode_check(im, W);
+          if (host_only || !host_ok) {
+            std::printf("%llu x %llu R=%u G=%u S=%u: %s, %.3f bits/weight\n", (unsigned long long)N, (unsigned long long)K, R,
+                        G, S, host_ok ? "host decode ok" : "host decode of the pair image FAILED", im.bits_per_weight());
+            if (!host_ok) return 1;
+            continue;
           }
           uint8_t* dimg;
           u64* doff;
@@ -738,11 +712,8 @@ int main(int argc, char** argv) {
           CK(cudaFree(dlut));
           CK(cudaFree(dst));
         }
-    CK(cudaFree(dW));
-    CK(cudaFree(dout));
-    CK(cudaFree(dx));
-    CK(cudaFree(dyb));
-    CK(cudaFree(dy));
+    if (!host_only)
+      for (void* q : {(void*)dW, (void*)dout, (void*)dx, (void*)dyb, (void*)dy}) CK(cudaFree(q));
   }
   std::printf("\nall checks passed\n");
   return 0;

@@ -37,16 +37,21 @@ static double median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-// Median milliseconds of `reps` calls of f() between two events on stream s, after 3 warm-ups.
-template <class F>
-static double time_ms(F&& f, int reps, cudaStream_t s = 0) {
+// Median milliseconds of `reps` calls of f() between two events on stream s, after 3 warm-ups;
+// prepare() runs before every call, outside the events (e.g. an L2 flush).
+template <class F, class P>
+static double time_ms_prepared(F&& f, P&& prepare, int reps, cudaStream_t s = 0) {
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) f();
+  for (int i = 0; i < 3; ++i) {
+    prepare();
+    f();
+  }
   CK(cudaStreamSynchronize(s));
   std::vector<float> ts;
   for (int i = 0; i < reps; ++i) {
+    prepare();
     CK(cudaEventRecord(a, s));
     f();
     CK(cudaEventRecord(b, s));
@@ -59,6 +64,11 @@ static double time_ms(F&& f, int reps, cudaStream_t s = 0) {
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return median(ts);
+}
+
+template <class F>
+static double time_ms(F&& f, int reps, cudaStream_t s = 0) {
+  return time_ms_prepared(f, [] {}, reps, s);
 }
 
 #ifdef __CUDACC__
