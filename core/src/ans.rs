@@ -99,17 +99,23 @@ mod enc {
     /// Encoder entries for a frequency table.
     pub(crate) fn enc_table(freqs: &[u32; 256], scale_bits: u8) -> [EncSym; 256] {
         let mut out = [EncSym::default(); 256];
-        let m = 1u32 << scale_bits;
         let mut cum = 0u32;
         for (s, &f) in freqs.iter().enumerate() {
             if f == 0 {
                 continue;
             }
-            let rcp = (1u64 << (32 + u32::from(scale_bits))).div_ceil(u64::from(f));
-            out[s] = EncSym { x_max: u64::from(f) << (32 - u32::from(scale_bits)), rcp, cmpl: m - f, cum, freq: f };
+            out[s] = enc_sym(f, cum, scale_bits);
             cum += f;
         }
         out
+    }
+
+    /// The encoder entry of a symbol of frequency `freq` (`1..=2^scale_bits`) at `cum`, for any
+    /// alphabet (the frame's bytes, a version-2 image's pairs) at the formats' scale bits (8..=13).
+    pub(crate) fn enc_sym(freq: u32, cum: u32, scale_bits: u8) -> EncSym {
+        let sb = u32::from(scale_bits);
+        let rcp = (1u64 << (32 + sb)).div_ceil(u64::from(freq));
+        EncSym { x_max: u64::from(freq) << (32 - sb), rcp, cmpl: (1 << sb) - freq, cum, freq }
     }
 
     /// One encoding step of a lane: renormalise (a word into `out` just below byte `*end`,
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn reciprocal_division_is_exact() {
         // Every frequency at every scale, for states at the renormalisation bound and below.
-        for bits in 8..=12u8 {
+        for bits in 8..=13u8 {
             let m = 1u32 << bits;
             for f in 1..=m {
                 let rcp = (1u64 << (32 + u32::from(bits))).div_ceil(u64::from(f));
@@ -196,7 +202,7 @@ mod tests {
     #[test]
     fn encode_step_matches_the_definition() {
         // x' = (v / f) * M + v % f + cum, for every frequency including 1 and M - 1.
-        for bits in [8u8, 12] {
+        for bits in [8u8, 12, 13] {
             let m = 1u32 << bits;
             for f in [1u32, 2, 3, 5, 255, m / 2, m - 1] {
                 let mut freqs = [0u32; 256];
