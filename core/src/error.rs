@@ -53,7 +53,7 @@ pub enum Error {
     UnknownElemType(u8),
     /// Rank above [`crate::MAX_RANK`].
     BadRank(u8),
-    /// Scale bits outside [`crate::SCALE_BITS_RANGE`].
+    /// Scale bits outside [`crate::SCALE_BITS_RANGE`] (in a version-2 device image: outside 8..=13).
     BadScaleBits(u8),
     /// The coded-plane mask names planes the element type does not have.
     BadPlaneMask(u8),
@@ -153,7 +153,7 @@ impl fmt::Display for Error {
             Error::UnknownFlags(x) => write!(f, "unknown flag bits {x:#06x}"),
             Error::UnknownElemType(c) => write!(f, "unknown element type code {c}"),
             Error::BadRank(r) => write!(f, "rank {r} exceeds the maximum of {}", crate::MAX_RANK),
-            Error::BadScaleBits(b) => write!(f, "scale bits {b} outside 8..=12"),
+            Error::BadScaleBits(b) => write!(f, "scale bits {b} outside 8..=12 (8..=13 in a version-2 device image)"),
             Error::BadPlaneMask(m) => write!(f, "coded-plane mask {m:#04x} names missing planes"),
             Error::BadTileShape { rows, cols } => write!(f, "invalid tile shape {rows}x{cols}"),
             Error::BadShape => f.write_str("shape does not fit the element type"),
