@@ -508,3 +508,22 @@ proptest! {
         image_round_trip(elem, rows, cols, fill, seed, &opts(tr, tc, tables));
     }
 }
+
+/// The version-2 seeds of the fuzz target `image` are valid images (they keep the fuzzer and the
+/// replay of fuzz/regressions/image on version 2's decoder).
+#[test]
+fn committed_pair_image_seeds_decode() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/image");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap().starts_with("seed-image-v2-") {
+            let bytes = std::fs::read(&path).unwrap();
+            let img = Image::parse(&bytes).unwrap();
+            assert_eq!(img.version(), IMAGE_VERSION_PAIRS, "{}", path.display());
+            img.decode_into(&mut vec![0u8; img.decoded_len()]).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "{n} version-2 seeds");
+}
