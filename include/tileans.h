@@ -98,7 +98,7 @@ enum tileans_result
      */
     TILEANS_ERR_BAD_RANK = 6,
     /**
-     * Scale bits outside 8..=12.
+     * Scale bits outside 8..=12 (8..=13 in a version-2 device image).
      */
     TILEANS_ERR_BAD_SCALE_BITS = 7,
     /**
@@ -592,10 +592,32 @@ tileans_result tileans_image_build(const struct tileans_frame *frame,
                                    size_t *out_len);
 
 /**
- * Decode the device image in `image[0 .. image_len)` into `out[0 .. decoded size)` with the
- * CPU reference decoder (row-major units, as the frame would decode). The image is validated
- * first (header checksum, tables, index) and every tile is checked (lane runs, initial and
- * final states, word counts). Does not allocate (uses about 16 KiB of stack).
+ * Build the version-2 device image ("pair image", `docs/FORMAT.md` section 11.1) of a parsed
+ * BF16 or F16 frame: plane 0 is coded as pairs of neighbouring units with 13-bit pair tables
+ * made from the frame's tiles, so that a GPU lane decodes two weights per rANS step (half the
+ * steps of version 1, about the same size). Use it for GPU decoders that read version 2;
+ * `tileans_image_decode` decodes either version. The contract is `tileans_image_build`'s: same
+ * arguments, size query, checks and errors, plus `TILEANS_ERR_BAD_OPTION` when a frame table's
+ * tiles hold more than 8192 distinct pairs of plane-0 symbols (real weights hold far fewer;
+ * build version 1 then). Allocates while building (the image, and up to 512 KiB per frame
+ * table for counting pairs), single-threaded.
+ *
+ * # Safety
+ * As `tileans_image_build`: `frame` must be NULL or a live handle from `tileans_frame_parse`;
+ * `out` must be NULL or valid for writes of `out_cap` bytes; `out_len` must be NULL or valid
+ * for a write.
+ */
+tileans_result tileans_image_build_pairs(const struct tileans_frame *frame,
+                                         uint8_t *out,
+                                         size_t out_cap,
+                                         size_t *out_len);
+
+/**
+ * Decode the device image in `image[0 .. image_len)`, of either version (`tileans_image_build`,
+ * `tileans_image_build_pairs`), into `out[0 .. decoded size)` with the CPU reference decoder
+ * (row-major units, as the frame would decode). The image is validated first (header checksum,
+ * tables, index) and every tile is checked (lane runs, initial and final states, word counts).
+ * Does not allocate (uses about 16 KiB of stack for either version).
  *
  * Errors: `TILEANS_ERR_NULL_ARGUMENT`, the image's parse errors (`TILEANS_ERR_TRUNCATED`,
  * `TILEANS_ERR_BAD_MAGIC`, `TILEANS_ERR_HEADER_CHECKSUM`, ...), `TILEANS_ERR_CORRUPT`,

@@ -1,5 +1,6 @@
-//! Device images (`docs/FORMAT.md` section 11): built from a parsed frame for upload to a GPU, and
-//! decoded on the CPU by the reference decoder (for tests and for checking a GPU's output).
+//! Device images (`docs/FORMAT.md` section 11; version 2, pair images, section 11.1): built from a
+//! parsed frame for upload to a GPU, and decoded on the CPU by the reference decoder (for tests
+//! and for checking a GPU's output).
 
 use tileans::image::{self, Image};
 
@@ -29,6 +30,46 @@ pub unsafe extern "C" fn tileans_image_build(
     out_cap: usize,
     out_len: *mut usize,
 ) -> tileans_result {
+    // SAFETY: forwarded caller's contract.
+    unsafe { build_with(image::build, frame, out, out_cap, out_len) }
+}
+
+/// Build the version-2 device image ("pair image", `docs/FORMAT.md` section 11.1) of a parsed
+/// BF16 or F16 frame: plane 0 is coded as pairs of neighbouring units with 13-bit pair tables
+/// made from the frame's tiles, so that a GPU lane decodes two weights per rANS step (half the
+/// steps of version 1, about the same size). Use it for GPU decoders that read version 2;
+/// `tileans_image_decode` decodes either version. The contract is `tileans_image_build`'s: same
+/// arguments, size query, checks and errors, plus `TILEANS_ERR_BAD_OPTION` when a frame table's
+/// tiles hold more than 8192 distinct pairs of plane-0 symbols (real weights hold far fewer;
+/// build version 1 then). Allocates while building (the image, and up to 512 KiB per frame
+/// table for counting pairs), single-threaded.
+///
+/// # Safety
+/// As `tileans_image_build`: `frame` must be NULL or a live handle from `tileans_frame_parse`;
+/// `out` must be NULL or valid for writes of `out_cap` bytes; `out_len` must be NULL or valid
+/// for a write.
+#[no_mangle]
+pub unsafe extern "C" fn tileans_image_build_pairs(
+    frame: *const tileans_frame,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tileans_result {
+    // SAFETY: forwarded caller's contract.
+    unsafe { build_with(image::build_pairs, frame, out, out_cap, out_len) }
+}
+
+/// The body of the image builders: `build` the image of `frame`, report its length, copy it out.
+///
+/// # Safety
+/// As `tileans_image_build`.
+unsafe fn build_with(
+    build: fn(&tileans::Frame) -> Result<Vec<u8>, tileans::Error>,
+    frame: *const tileans_frame,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> tileans_result {
     boundary_result(|| {
         require(out_len)?;
         // SAFETY: forwarded caller's contract.
@@ -36,7 +77,7 @@ pub unsafe extern "C" fn tileans_image_build(
         if overlap(out, out_cap, f.as_bytes().as_ptr(), f.len()) {
             return Err(tileans_result::TILEANS_ERR_INVALID_ARGUMENT);
         }
-        let img = image::build(f)?;
+        let img = build(f)?;
         // SAFETY: `out_len` is valid for a write (checked non-null, caller's contract).
         unsafe { put(out_len, img.len())? };
         if out.is_null() || out_cap < img.len() {
@@ -50,10 +91,11 @@ pub unsafe extern "C" fn tileans_image_build(
     })
 }
 
-/// Decode the device image in `image[0 .. image_len)` into `out[0 .. decoded size)` with the
-/// CPU reference decoder (row-major units, as the frame would decode). The image is validated
-/// first (header checksum, tables, index) and every tile is checked (lane runs, initial and
-/// final states, word counts). Does not allocate (uses about 16 KiB of stack).
+/// Decode the device image in `image[0 .. image_len)`, of either version (`tileans_image_build`,
+/// `tileans_image_build_pairs`), into `out[0 .. decoded size)` with the CPU reference decoder
+/// (row-major units, as the frame would decode). The image is validated first (header checksum,
+/// tables, index) and every tile is checked (lane runs, initial and final states, word counts).
+/// Does not allocate (uses about 16 KiB of stack for either version).
 ///
 /// Errors: `TILEANS_ERR_NULL_ARGUMENT`, the image's parse errors (`TILEANS_ERR_TRUNCATED`,
 /// `TILEANS_ERR_BAD_MAGIC`, `TILEANS_ERR_HEADER_CHECKSUM`, ...), `TILEANS_ERR_CORRUPT`,

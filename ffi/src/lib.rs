@@ -35,7 +35,7 @@ pub use frame::{
     tileans_frame_rank, tileans_frame_shape, tileans_frame_tile, tileans_frame_tile_decoded_size,
     tileans_frame_tile_shape, tileans_tile_extent,
 };
-pub use image::{tileans_image_build, tileans_image_decode};
+pub use image::{tileans_image_build, tileans_image_build_pairs, tileans_image_decode};
 pub use result::tileans_result;
 
 use core::ffi::{c_char, CStr};

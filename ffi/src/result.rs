@@ -25,7 +25,7 @@ pub enum tileans_result {
     TILEANS_ERR_UNKNOWN_ELEM_TYPE = 5,
     /// A rank above `TILEANS_MAX_RANK`.
     TILEANS_ERR_BAD_RANK = 6,
-    /// Scale bits outside 8..=12.
+    /// Scale bits outside 8..=12 (8..=13 in a version-2 device image).
     TILEANS_ERR_BAD_SCALE_BITS = 7,
     /// The frame's coded-plane mask names planes its element type does not have.
     TILEANS_ERR_BAD_PLANE_MASK = 8,
@@ -121,7 +121,7 @@ impl tileans_result {
             TILEANS_ERR_UNKNOWN_FLAGS => c"unknown frame flag bits",
             TILEANS_ERR_UNKNOWN_ELEM_TYPE => c"unknown element type code",
             TILEANS_ERR_BAD_RANK => c"rank exceeds the maximum of 8",
-            TILEANS_ERR_BAD_SCALE_BITS => c"scale bits outside 8..=12",
+            TILEANS_ERR_BAD_SCALE_BITS => c"scale bits outside 8..=12 (8..=13 in a version-2 device image)",
             TILEANS_ERR_BAD_PLANE_MASK => c"coded-plane mask names planes the element type does not have",
             TILEANS_ERR_BAD_TILE_SHAPE => c"invalid tile shape (zero, or more than 2^22 units per tile)",
             TILEANS_ERR_BAD_SHAPE => c"shape does not fit the element type",

@@ -517,13 +517,18 @@ fn whole_and_tile_decodes_match_and_threads_share_a_frame() {
     });
 }
 
+/// A builder of device images through the C ABI (`tileans_image_build` or `_build_pairs`).
+type ImageBuild = unsafe extern "C" fn(*const tileans_frame, *mut u8, usize, *mut usize) -> tileans_result;
+/// Each image version and its builder.
+const BUILDERS: [(u16, ImageBuild); 2] = [(1, tileans_image_build), (2, tileans_image_build_pairs)];
+
 /// Build a device image through the C ABI: `Err((code, *out_len))` on failure.
-fn image_build(h: &Handle, cap: usize) -> Result<Vec<u8>, (tileans_result, usize)> {
+fn image_build(build: ImageBuild, h: &Handle, cap: usize) -> Result<Vec<u8>, (tileans_result, usize)> {
     let mut out = vec![0u8; cap];
     let mut len = usize::MAX;
     let ptr = if cap == 0 { null_mut() } else { out.as_mut_ptr() };
     // SAFETY: `h.ptr` is a live handle, `out` holds `cap` bytes (or is NULL), `len` is writable.
-    let rc = unsafe { tileans_image_build(h.ptr, ptr, cap, &mut len) };
+    let rc = unsafe { build(h.ptr, ptr, cap, &mut len) };
     if rc != TILEANS_OK {
         return Err((rc, len));
     }
@@ -535,34 +540,49 @@ fn image_build(h: &Handle, cap: usize) -> Result<Vec<u8>, (tileans_result, usize
 fn device_images_build_and_decode_through_the_c_abi() {
     let (data, frame) = sample_frame();
     let h = Handle::parse(&frame).unwrap();
-    // size query: NULL output reports the length
-    let (rc, need) = image_build(&h, 0).unwrap_err();
-    assert_eq!(rc, TILEANS_ERR_BUFFER_TOO_SMALL);
-    assert_eq!(image_build(&h, need - 1).unwrap_err(), (TILEANS_ERR_BUFFER_TOO_SMALL, need));
-    let img = image_build(&h, need + 7).unwrap();
-    assert_eq!(img.len(), need);
-    let mut out = vec![0u8; data.len()];
-    // SAFETY: `img` and `out` are live buffers of the lengths passed.
-    let rc = unsafe { tileans_image_decode(img.as_ptr(), img.len(), out.as_mut_ptr(), out.len()) };
-    assert_eq!(rc, TILEANS_OK);
-    assert_eq!(out, data);
-    // a small output, a damaged image, NULLs
-    // SAFETY: as above, with shorter lengths than the buffers hold.
-    unsafe {
-        assert_eq!(tileans_image_decode(img.as_ptr(), img.len(), out.as_mut_ptr(), 10), TILEANS_ERR_BUFFER_TOO_SMALL);
-        assert_eq!(tileans_image_decode(img.as_ptr(), 40, out.as_mut_ptr(), out.len()), TILEANS_ERR_TRUNCATED);
-        assert_eq!(tileans_image_decode(null(), 5, out.as_mut_ptr(), out.len()), TILEANS_ERR_NULL_ARGUMENT);
-        assert_eq!(tileans_image_build(h.ptr, null_mut(), 0, null_mut()), TILEANS_ERR_NULL_ARGUMENT);
-        assert_eq!(tileans_image_build(null(), null_mut(), 0, &mut 0), TILEANS_ERR_NULL_ARGUMENT);
+    for (version, build) in BUILDERS {
+        // size query: NULL output reports the length
+        let (rc, need) = image_build(build, &h, 0).unwrap_err();
+        assert_eq!(rc, TILEANS_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(image_build(build, &h, need - 1).unwrap_err(), (TILEANS_ERR_BUFFER_TOO_SMALL, need));
+        let img = image_build(build, &h, need + 7).unwrap();
+        assert_eq!(img.len(), need);
+        assert_eq!(u16::from_le_bytes([img[4], img[5]]), version);
+        let mut out = vec![0u8; data.len()];
+        // SAFETY: `img` and `out` are live buffers of the lengths passed.
+        let rc = unsafe { tileans_image_decode(img.as_ptr(), img.len(), out.as_mut_ptr(), out.len()) };
+        assert_eq!(rc, TILEANS_OK, "version {version}");
+        assert_eq!(out, data);
+        // a small output, a damaged image, NULLs
+        // SAFETY: as above, with shorter lengths than the buffers hold.
+        unsafe {
+            assert_eq!(
+                tileans_image_decode(img.as_ptr(), img.len(), out.as_mut_ptr(), 10),
+                TILEANS_ERR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(tileans_image_decode(img.as_ptr(), 40, out.as_mut_ptr(), out.len()), TILEANS_ERR_TRUNCATED);
+            assert_eq!(tileans_image_decode(null(), 5, out.as_mut_ptr(), out.len()), TILEANS_ERR_NULL_ARGUMENT);
+            assert_eq!(build(h.ptr, null_mut(), 0, null_mut()), TILEANS_ERR_NULL_ARGUMENT);
+            assert_eq!(build(null(), null_mut(), 0, &mut 0), TILEANS_ERR_NULL_ARGUMENT);
+            // the output over the frame's own bytes
+            let fp = frame.as_ptr() as *mut u8;
+            assert_eq!(build(h.ptr, fp, frame.len(), &mut 0), TILEANS_ERR_INVALID_ARGUMENT);
+        }
+        let mut bad = img.clone();
+        // tile 0's first lane state (its record starts at the offset of index entry 0)
+        let index_at = 64 + u32::from_le_bytes(bad[44..48].try_into().unwrap()) as usize;
+        let rec0 = u64::from_le_bytes(bad[index_at..index_at + 8].try_into().unwrap()) as usize;
+        bad[rec0 + 1] ^= 0x40;
+        // SAFETY: live buffers.
+        let rc = unsafe { tileans_image_decode(bad.as_ptr(), bad.len(), out.as_mut_ptr(), out.len()) };
+        assert_eq!(rc, TILEANS_ERR_CORRUPT);
+        // a table byte: the header checksum
+        let mut bad = img.clone();
+        bad[70] ^= 4;
+        // SAFETY: live buffers.
+        let rc = unsafe { tileans_image_decode(bad.as_ptr(), bad.len(), out.as_mut_ptr(), out.len()) };
+        assert_eq!(rc, TILEANS_ERR_HEADER_CHECKSUM);
     }
-    let mut bad = img.clone();
-    // tile 0's first lane state (its record starts at the offset of index entry 0)
-    let index_at = 64 + u32::from_le_bytes(bad[44..48].try_into().unwrap()) as usize;
-    let rec0 = u64::from_le_bytes(bad[index_at..index_at + 8].try_into().unwrap()) as usize;
-    bad[rec0 + 1] ^= 0x40;
-    // SAFETY: live buffers.
-    let rc = unsafe { tileans_image_decode(bad.as_ptr(), bad.len(), out.as_mut_ptr(), out.len()) };
-    assert_eq!(rc, TILEANS_ERR_CORRUPT);
 }
 
 #[test]
@@ -570,5 +590,24 @@ fn device_images_refuse_other_element_types() {
     let data = Rng(4).bytes(64 * 64);
     let frame = encode(&data, U8, &[64, 64], None, bound(U8, &[64, 64], None).unwrap()).unwrap();
     let h = Handle::parse(&frame).unwrap();
-    assert_eq!(image_build(&h, 1 << 20).unwrap_err().0, TILEANS_ERR_BAD_OPTION);
+    for (_, build) in BUILDERS {
+        assert_eq!(image_build(build, &h, 1 << 20).unwrap_err().0, TILEANS_ERR_BAD_OPTION);
+    }
+}
+
+/// A frame table whose tiles hold more than 8192 distinct pairs of exponents has no version-2
+/// image (`TILEANS_ERR_BAD_OPTION`); its version-1 image builds.
+#[test]
+fn pair_images_refuse_too_many_distinct_pairs() {
+    let mut rng = Rng(6);
+    // exponents uniform over 128 values: coded at 7 bits, about 16,000 distinct pairs
+    let data: Vec<u8> = (0..256 * 512)
+        .flat_map(|_| ((rng.next() as u16 & 0x807F) | (64 + rng.next() as u16 % 128) << 7).to_le_bytes())
+        .collect();
+    let mut o = default_options();
+    o.max_tables = 1;
+    let frame = encode(&data, BF16, &[256, 512], Some(&o), bound(BF16, &[256, 512], Some(&o)).unwrap()).unwrap();
+    let h = Handle::parse(&frame).unwrap();
+    assert_eq!(image_build(tileans_image_build_pairs, &h, 1 << 22).unwrap_err().0, TILEANS_ERR_BAD_OPTION);
+    assert!(image_build(tileans_image_build, &h, 1 << 22).is_ok());
 }

@@ -285,18 +285,26 @@ int main(int argc, char **argv) {
         EXPECT(TILEANS_ERR_TILE_OUT_OF_RANGE, tileans_frame_decode_tile(f, tiles, tile_buf, 1));
     }
 
-    /* The device image (docs/FORMAT.md section 11) of a BF16 or F16 frame: built, then decoded by
-     * the CPU reference decoder to the same tensor; other element types are refused. */
+    /* The device images (docs/FORMAT.md section 11, version 2 in 11.1) of a BF16 or F16 frame:
+     * built, then decoded by the CPU reference decoder to the same tensor; other element types
+     * are refused. */
     {
-        size_t image_len = 0;
-        uint8_t *image;
-        if (elem != TILEANS_ELEM_BF16 && elem != TILEANS_ELEM_F16) {
-            EXPECT(TILEANS_ERR_BAD_OPTION, tileans_image_build(f, NULL, 0, &image_len));
-        } else {
-            EXPECT(TILEANS_ERR_BUFFER_TOO_SMALL, tileans_image_build(f, NULL, 0, &image_len));
+        typedef tileans_result (*image_builder)(const tileans_frame *, uint8_t *, size_t, size_t *);
+        const image_builder builders[2] = {tileans_image_build, tileans_image_build_pairs};
+        int version;
+        for (version = 1; version <= 2; version++) {
+            const image_builder build = builders[version - 1];
+            size_t image_len = 0;
+            uint8_t *image;
+            if (elem != TILEANS_ELEM_BF16 && elem != TILEANS_ELEM_F16) {
+                EXPECT(TILEANS_ERR_BAD_OPTION, build(f, NULL, 0, &image_len));
+                continue;
+            }
+            EXPECT(TILEANS_ERR_BUFFER_TOO_SMALL, build(f, NULL, 0, &image_len));
             CHECK(image_len > 64);
             image = (uint8_t *)xmalloc(image_len);
-            EXPECT(TILEANS_OK, tileans_image_build(f, image, image_len, &image_len));
+            EXPECT(TILEANS_OK, build(f, image, image_len, &image_len));
+            CHECK(image[4] == version && image[5] == 0);
             memset(decoded, 0xEE, decoded_size + 1);
             EXPECT(TILEANS_OK, tileans_image_decode(image, image_len, decoded, decoded_size));
             CHECK(memcmp(decoded, data, data_len) == 0);
@@ -313,7 +321,7 @@ int main(int argc, char **argv) {
                 }
             }
             EXPECT(TILEANS_ERR_TRUNCATED, tileans_image_decode(image, 40, decoded, decoded_size));
-            printf("device image: %lu bytes (%.3f bits/element)\n", (unsigned long)image_len,
+            printf("device image version %d: %lu bytes (%.3f bits/element)\n", version, (unsigned long)image_len,
                    8.0 * (double)image_len / (double)elements);
             free(image);
         }
