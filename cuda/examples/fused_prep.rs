@@ -6,8 +6,8 @@
 //! ```text
 //! fused_prep pool ST OUT COUNT         the first COUNT weights of every 2-D `encoder.layer.*.weight`
 //!                                      of the BF16 safetensors file ST, in file (data) order -> OUT
-//! fused_prep gen POOL DIR N K [N K..]  N x K BF16 matrices of pool values -> DIR/w_N_K.{bf16,tans,tai}
-//! fused_prep special POOL DIR          DIR/w_160_1040.{bf16,tans,tai}: CONST, RAW and ANS tiles
+//! fused_prep gen POOL DIR N K [N K..]  N x K BF16 matrices of pool values -> DIR/w_N_K.{bf16,tans,tai,tap}
+//! fused_prep special POOL DIR          DIR/w_160_1040.{bf16,tans,tai,tap}: CONST, RAW and ANS tiles
 //! fused_prep mlp ST OUT                gate/up/down projections of real MiniLM matrices -> OUT (BF16
 //!                                      safetensors; `tileans compress OUT ...` makes the compressed one)
 //! ```
@@ -20,9 +20,11 @@
 //! P`). Every matrix is encoded with the core's default options (32 x 512 tiles, adapted to the
 //! shape; 4 tables; 12 scale bits; content checksum) over all the machine's threads, except that
 //! `FUSEDPREP_TC` sets the tile columns. `w_N_K.bf16` is the raw matrix (row-major, little-endian
-//! BF16), `w_N_K.tans` its frame and `w_N_K.tai` the frame's device image (`tileans::image`,
-//! docs/FORMAT.md section 11). `FUSEDPREP_VERIFY=1` decodes both on the CPU and compares them with
-//! the matrix. These rules reproduce, byte for byte, the outputs of the earlier uncommitted
+//! BF16), `w_N_K.tans` its frame, `w_N_K.tai` the frame's device image (`tileans::image`,
+//! docs/FORMAT.md section 11) and `w_N_K.tap` its version-2 pair image (section 11.1,
+//! `tileans::image::build_pairs`; not written, with a message, when a frame table's tiles hold
+//! more than 8192 distinct exponent pairs, as `special`'s random rows do in 1024-wide tiles).
+//! `FUSEDPREP_VERIFY=1` decodes all three on the CPU and compares them with the matrix. These rules reproduce, byte for byte, the outputs of the earlier uncommitted
 //! `fusedprep` program (`.bf16` and `.tans` of every shape, with and without `FUSEDPREP_TC`).
 use std::fs;
 use std::path::Path;
@@ -83,24 +85,46 @@ fn encode_mt(data: &[u8], shape: &[u64]) -> Res<Vec<u8>> {
     Ok(enc.finish(&tiles)?)
 }
 
-/// `image::build` with the tiles spread over the machine's threads.
-fn image_mt(f: &Frame) -> Res<Vec<u8>> {
-    let n = f.num_tiles();
+/// `f(range)` over the tiles `0..n`, in one range per thread of the machine, in range order.
+fn par_ranges<T: Send>(
+    n: u64,
+    f: impl Fn(std::ops::Range<u64>) -> Result<T, tileans::Error> + Sync,
+) -> Result<Vec<T>, tileans::Error> {
     let th = threads();
-    let parts: Vec<Result<Vec<image::ImageTile>, tileans::Error>> = std::thread::scope(|sc| {
+    std::thread::scope(|sc| {
         let hs: Vec<_> = (0..th)
-            .map(|i| sc.spawn(move || (n * i / th..n * (i + 1) / th).map(|t| image::build_tile(f, t)).collect()))
+            .map(|i| {
+                let f = &f;
+                sc.spawn(move || f(n * i / th..n * (i + 1) / th))
+            })
             .collect();
         hs.into_iter().map(|h| h.join().expect("image thread")).collect()
-    });
-    let mut tiles = Vec::with_capacity(n as usize);
-    for p in parts {
-        tiles.extend(p?);
-    }
-    Ok(image::assemble(f, &tiles)?)
+    })
 }
 
-/// Write DIR/w_N_K.bf16, .tans and .tai; returns the frame.
+/// `image::build` with the tiles spread over the machine's threads.
+fn image_mt(f: &Frame) -> Res<Vec<u8>> {
+    let parts = par_ranges(f.num_tiles(), |r| r.map(|t| image::build_tile(f, t)).collect::<Result<Vec<_>, _>>())?;
+    Ok(image::assemble(f, &parts.concat())?)
+}
+
+/// `image::build_pairs` with the pair counts and then the tiles spread over the machine's threads.
+fn pairs_mt(f: &Frame) -> Result<Vec<u8>, tileans::Error> {
+    let counts = par_ranges(f.num_tiles(), |r| {
+        let mut c = image::PairCounts::new();
+        r.into_iter().try_for_each(|t| c.add_tile(f, t))?;
+        Ok(c)
+    })?;
+    let mut all = image::PairCounts::new();
+    counts.iter().for_each(|c| all.merge(c));
+    let tables = image::PairTables::new(f, &all)?;
+    let parts = par_ranges(f.num_tiles(), |r| {
+        r.map(|t| image::build_tile_pairs(f, t, &tables)).collect::<Result<Vec<_>, _>>()
+    })?;
+    image::assemble_pairs(f, &tables, &parts.concat())
+}
+
+/// Write DIR/w_N_K.bf16, .tans, .tai and .tap; returns the frame.
 fn write_matrix(dir: &Path, n: usize, k: usize, raw: &[u8], what: &str) -> Res<Vec<u8>> {
     let base = dir.join(format!("w_{n}_{k}"));
     fs::write(base.with_extension("bf16"), raw)?;
@@ -113,26 +137,48 @@ fn write_matrix(dir: &Path, n: usize, k: usize, raw: &[u8], what: &str) -> Res<V
     let img = image_mt(&f)?;
     let ti = t0.elapsed().as_secs_f64();
     fs::write(base.with_extension("tai"), &img)?;
+    let t0 = Instant::now();
+    // A frame table whose tiles hold more than 8192 distinct exponent pairs (random exponents,
+    // e.g. `special` with 1024-wide tiles) has no pair image: say so, and go on without it.
+    let pairs = match pairs_mt(&f) {
+        Err(tileans::Error::BadOption(why)) => {
+            eprintln!("{what} {n}x{k}: no w_{n}_{k}.tap: {why}");
+            let _ = fs::remove_file(base.with_extension("tap"));
+            Vec::new()
+        }
+        p => p?,
+    };
+    let tp = t0.elapsed().as_secs_f64();
+    if !pairs.is_empty() {
+        fs::write(base.with_extension("tap"), &pairs)?;
+    }
     if std::env::var_os("FUSEDPREP_VERIFY").is_some_and(|v| v == "1") {
         let mut back = vec![0u8; raw.len()];
         f.decode_into(&mut back)?;
         if back != raw {
             return Err(format!("w_{n}_{k}.tans: the CPU decoder does not give the matrix back").into());
         }
-        back.fill(0);
-        image::Image::parse(&img)?.decode_into(&mut back)?;
-        if back != raw {
-            return Err(format!("w_{n}_{k}.tai: the CPU image decoder does not give the matrix back").into());
+        for (ext, bytes) in [("tai", &img), ("tap", &pairs)].into_iter().filter(|(_, b)| !b.is_empty()) {
+            back.fill(0);
+            image::Image::parse(bytes)?.decode_into(&mut back)?;
+            if back != raw {
+                return Err(format!("w_{n}_{k}.{ext}: the CPU image decoder does not give the matrix back").into());
+            }
         }
-        eprintln!("{what} {n}x{k}: frame and device image decode to the matrix (CPU)");
+        eprintln!("{what} {n}x{k}: frame and device images decode to the matrix (CPU)");
     }
     let (tr, tc) = f.tile_shape();
+    let bits = |len: usize| len as f64 * 8.0 / (n * k) as f64;
     eprintln!(
-        "{what} {n}x{k}: {} -> {} bytes ({:.3} bits/weight) in {te:.2}s, {tr}x{tc} tiles; device image {} bytes in {ti:.2}s",
+        "{what} {n}x{k}: {} -> {} bytes ({:.3} bits/weight) in {te:.2}s, {tr}x{tc} tiles; device image {} bytes \
+         ({:.3}) in {ti:.2}s; pair image {} bytes ({:.3}) in {tp:.2}s",
         raw.len(),
         frame.len(),
-        frame.len() as f64 * 8.0 / (n * k) as f64,
-        img.len()
+        bits(frame.len()),
+        img.len(),
+        bits(img.len()),
+        pairs.len(),
+        bits(pairs.len())
     );
     Ok(frame)
 }

@@ -7,7 +7,8 @@
 //! gpu_suite bench-src OUT.tan            4096 x 4096 BF16 of real weights (MiniLM), 64 x 512 tiles
 //! gpu_suite bench-prep IN.tan OUTDIR G.. decode IN.tan (CPU), write OUTDIR/raw.bin, re-encode at
 //!                                        each geometry G = ROWSxCOLS[tTABLES] into OUTDIR/G.tan,
-//!                                        and its device image (docs/FORMAT.md section 11) G.tai
+//!                                        its device image (docs/FORMAT.md section 11) G.tai and
+//!                                        its version-2 pair image (section 11.1) G.tap
 //! ```
 //! Weights are read from `$TILEANS_WEIGHTS` (default `.cache/weights`, see scripts/fetch-weights.sh);
 //! when a file is missing the suite falls back to synthetic data and says so.
@@ -18,12 +19,17 @@
 //! (one byte per tile: 1 when the CPU decoder accepts the tile) · `reject NAME FRAME`; and for the
 //! device images of the BF16 and F16 cases, built by `tileans::image::build`:
 //! `image NAME IMAGE EXPECTED` · `image-corrupt NAME IMAGE OKMASK` · `image-reject NAME IMAGE`.
+//! Every image case exists for version-2 images too (`tileans::image::build_pairs`, FORMAT 11.1):
+//! the same line kinds, names suffixed `_v2`, files `BASE.v2.tai` (and `BASE.v2.ok`); the
+//! version-2 rejects add edited images whose checksum is resealed, so that only the parser's own
+//! checks catch them (`image_pair_unsorted_v2`, `image_pair_sum_v2`, `image_scale14_v2`, and
+//! `image_scale13_v1`: 13 scale bits in a version-1 image).
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use tileans::image::{self, Image};
+use tileans::image::{self, Image, IMAGE_VERSION_PAIRS};
 use tileans::{encode, ElemType, EncodeOptions, Frame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -118,6 +124,12 @@ impl Suite {
             assert_eq!(back, data, "CPU round trip of {name}'s device image");
             let im = self.write(&format!("{name}.tai"), &img)?;
             self.manifest.push(format!("image {name} {im} {ex}{q}"));
+            let pairs = image::build_pairs(&f)?;
+            let mut back = vec![0u8; data.len()];
+            Image::parse(&pairs)?.decode_into(&mut back)?;
+            assert_eq!(back, data, "CPU round trip of {name}'s version-2 device image");
+            let im = self.write(&format!("{name}.v2.tai"), &pairs)?;
+            self.manifest.push(format!("image {name}_v2 {im} {ex}{q}"));
         }
         let (tr, tc) = f.tile_shape();
         let modes: Vec<String> = (0..elem.planes())
@@ -171,6 +183,7 @@ impl Suite {
     /// Corrupt copies of a device image (flips in the records only, so that it parses): the
     /// expected per-tile verdict comes from the CPU reference decoder.
     fn image_corrupt(&mut self, name: &str, img: &[u8], seed: u64, flips: usize) -> Res<()> {
+        let (name, base) = image_names(name, img)?;
         let p = Image::parse(img)?;
         let index_at = image::IMAGE_HEADER_BYTES + u32::from_le_bytes(img[44..48].try_into()?) as usize;
         let records_at = index_at + image::IMAGE_ENTRY_BYTES * p.num_tiles() as usize;
@@ -185,17 +198,20 @@ impl Suite {
         let mut scratch = vec![0u8; g.decoded_len()];
         let ok: Vec<u8> =
             (0..g.num_tiles()).map(|t| g.decode_tile_into_tensor(t, &mut scratch, &mut table).is_ok() as u8).collect();
-        let fr = self.write(&format!("{name}.tai"), &bad)?;
-        let om = self.write(&format!("{name}.ok"), &ok)?;
+        let fr = self.write(&format!("{base}.tai"), &bad)?;
+        let om = self.write(&format!("{base}.ok"), &ok)?;
         let nbad = ok.iter().filter(|&&x| x == 0).count();
         eprintln!("  {name}: {flips} flips, {nbad} of {} tiles rejected by the CPU decoder", ok.len());
         self.manifest.push(format!("image-corrupt {name} {fr} {om} q"));
         Ok(())
     }
 
-    fn image_reject(&mut self, name: &str, bytes: &[u8]) -> Res<()> {
+    /// A device image the parser must refuse; `version` names it (version 2: `NAME_v2`, file
+    /// `NAME.v2.tai`), since a damaged image's header may not say.
+    fn image_reject(&mut self, name: &str, version: u16, bytes: &[u8]) -> Res<()> {
+        let (name, base) = versioned(name, version);
         assert!(Image::parse(bytes).is_err(), "{name} must be rejected by the CPU parser too");
-        let fr = self.write(&format!("{name}.tai"), bytes)?;
+        let fr = self.write(&format!("{base}.tai"), bytes)?;
         self.manifest.push(format!("image-reject {name} {fr} q"));
         Ok(())
     }
@@ -206,6 +222,31 @@ impl Suite {
         self.manifest.push(format!("reject {name} {fr} q"));
         Ok(())
     }
+}
+
+/// The case name and file stem of a version-`version` image case `name`: version 1 as they are,
+/// version 2 `NAME_v2` and `NAME.v2`.
+fn versioned(name: &str, version: u16) -> (String, String) {
+    if version == IMAGE_VERSION_PAIRS {
+        (format!("{name}_v2"), format!("{name}.v2"))
+    } else {
+        (name.to_string(), name.to_string())
+    }
+}
+
+/// [`versioned`] for a valid image.
+fn image_names(name: &str, img: &[u8]) -> Res<(String, String)> {
+    Ok(versioned(name, Image::parse(img)?.version()))
+}
+
+/// Reseal a device image's checksum after editing its header, tables or index (FORMAT 11).
+fn reseal_image(img: &mut [u8]) {
+    use xxhash_rust::xxh64::xxh64;
+    let tables = u32::from_le_bytes(img[44..48].try_into().unwrap()) as usize;
+    let tiles = u64::from_le_bytes(img[32..40].try_into().unwrap()) as usize;
+    let end = image::IMAGE_HEADER_BYTES + tables + image::IMAGE_ENTRY_BYTES * tiles;
+    let sum = xxh64(&img[64..end], xxh64(&img[..56], 0));
+    img[56..64].copy_from_slice(&sum.to_le_bytes());
 }
 
 fn opts(tr: u32, tc: u32) -> EncodeOptions {
@@ -377,23 +418,49 @@ fn suite(dir: &Path) -> Res<()> {
     s.reject("bad_magic", &magic)?;
 
     eprintln!("device images, corrupt and truncated:");
-    let img_a = image::build(&Frame::parse(&frame_a)?)?;
-    let img_f = image::build(&Frame::parse(&frame_f)?)?;
-    // many flips: the attention matrix is 384 wide, so half of its raw bytes are padding
-    for (i, flips) in [3usize, 12, 48].iter().enumerate() {
-        s.image_corrupt(&format!("image_corrupt_attn_{i}"), &img_a, 3000 + i as u64, *flips)?;
+    let (fa, ff) = (Frame::parse(&frame_a)?, Frame::parse(&frame_f)?);
+    for (img_a, img_f) in
+        [(image::build(&fa)?, image::build(&ff)?), (image::build_pairs(&fa)?, image::build_pairs(&ff)?)]
+    {
+        let version = Image::parse(&img_a)?.version();
+        // many flips: the attention matrix is 384 wide, so half of its raw bytes are padding
+        for (i, flips) in [3usize, 12, 48].iter().enumerate() {
+            s.image_corrupt(&format!("image_corrupt_attn_{i}"), &img_a, 3000 + i as u64, *flips)?;
+        }
+        for (i, flips) in [2usize, 10, 40].iter().enumerate() {
+            s.image_corrupt(&format!("image_corrupt_ffn_{i}"), &img_f, 4000 + i as u64, *flips)?;
+        }
+        s.image_reject("image_trunc", version, &img_a[..img_a.len() - 16])?;
+        s.image_reject("image_trunc_header", version, &img_a[..40])?;
+        let mut flip = img_a.clone();
+        flip[70] ^= 0x04; // inside the tables: the header checksum catches it
+        s.image_reject("image_table_flip", version, &flip)?;
+        if version == IMAGE_VERSION_PAIRS {
+            // resealed edits: the parser's own checks of the pair tables and the scale
+            let mut unsorted = img_a.clone();
+            let (k0, k1) = (unsorted[68..70].to_vec(), unsorted[72..74].to_vec());
+            unsorted[68..70].copy_from_slice(&k1);
+            unsorted[72..74].copy_from_slice(&k0);
+            reseal_image(&mut unsorted);
+            s.image_reject("image_pair_unsorted", version, &unsorted)?;
+            let mut sum = img_a.clone();
+            sum[70] ^= 0x01; // the first entry's frequency
+            reseal_image(&mut sum);
+            s.image_reject("image_pair_sum", version, &sum)?;
+            let mut scale = img_a.clone();
+            scale[7] = 14;
+            reseal_image(&mut scale);
+            s.image_reject("image_scale14", version, &scale)?;
+        } else {
+            let mut scale = img_a.clone();
+            scale[7] = 13;
+            reseal_image(&mut scale);
+            s.image_reject("image_scale13_v1", version, &scale)?;
+        }
     }
-    for (i, flips) in [2usize, 10, 40].iter().enumerate() {
-        s.image_corrupt(&format!("image_corrupt_ffn_{i}"), &img_f, 4000 + i as u64, *flips)?;
-    }
-    s.image_reject("image_trunc", &img_a[..img_a.len() - 16])?;
-    s.image_reject("image_trunc_header", &img_a[..40])?;
-    let mut flip = img_a.clone();
-    flip[70] ^= 0x04; // inside the tables: the header checksum catches it
-    s.image_reject("image_table_flip", &flip)?;
     let mut frame_as_image = frame_a.clone();
     frame_as_image.truncate(4096);
-    s.image_reject("image_is_a_frame", &frame_as_image)?;
+    s.image_reject("image_is_a_frame", 1, &frame_as_image)?;
 
     let mut m = fs::File::create(dir.join("manifest.txt"))?;
     for l in &s.manifest {
@@ -564,28 +631,57 @@ fn bench_prep(input: &Path, dir: &Path, geoms: &[String]) -> Res<()> {
                 t0.elapsed().as_secs_f64()
             );
             fs::write(dir.join(format!("{g}.tai")), &img)?;
+            let t0 = std::time::Instant::now();
+            let pairs = pairs_parallel(&back)?;
+            eprintln!(
+                "{g}: version-2 pair image {} bytes, {:.4} bits/weight, built in {:.2}s",
+                pairs.len(),
+                pairs.len() as f64 * 8.0 / back.elements() as f64,
+                t0.elapsed().as_secs_f64()
+            );
+            fs::write(dir.join(format!("{g}.tap")), &pairs)?;
         }
     }
     Ok(())
 }
 
-/// `image::build` with the tiles spread over the machine's threads.
-fn image_parallel(f: &Frame) -> Res<Vec<u8>> {
-    let n = f.num_tiles();
+/// `f(range)` over the tiles `0..n`, in one range per thread of the machine, in range order.
+fn par_ranges<T: Send>(
+    n: u64,
+    f: impl Fn(std::ops::Range<u64>) -> Result<T, tileans::Error> + Sync,
+) -> Result<Vec<T>, tileans::Error> {
     let threads = std::thread::available_parallelism().map(|x| x.get()).unwrap_or(2) as u64;
-    let parts: Vec<Result<Vec<image::ImageTile>, tileans::Error>> = std::thread::scope(|sc| {
+    std::thread::scope(|sc| {
         let hs: Vec<_> = (0..threads)
             .map(|i| {
-                sc.spawn(move || (n * i / threads..n * (i + 1) / threads).map(|t| image::build_tile(f, t)).collect())
+                let f = &f;
+                sc.spawn(move || f(n * i / threads..n * (i + 1) / threads))
             })
             .collect();
         hs.into_iter().map(|h| h.join().expect("image thread")).collect()
-    });
-    let mut tiles = Vec::new();
-    for p in parts {
-        tiles.extend(p?);
-    }
-    Ok(image::assemble(f, &tiles)?)
+    })
+}
+
+/// `image::build` with the tiles spread over the machine's threads.
+fn image_parallel(f: &Frame) -> Res<Vec<u8>> {
+    let parts = par_ranges(f.num_tiles(), |r| r.map(|t| image::build_tile(f, t)).collect::<Result<Vec<_>, _>>())?;
+    Ok(image::assemble(f, &parts.concat())?)
+}
+
+/// `image::build_pairs` with the pair counts and then the tiles spread over the machine's threads.
+fn pairs_parallel(f: &Frame) -> Res<Vec<u8>> {
+    let counts = par_ranges(f.num_tiles(), |r| {
+        let mut c = image::PairCounts::new();
+        r.into_iter().try_for_each(|t| c.add_tile(f, t))?;
+        Ok(c)
+    })?;
+    let mut all = image::PairCounts::new();
+    counts.iter().for_each(|c| all.merge(c));
+    let tables = image::PairTables::new(f, &all)?;
+    let parts = par_ranges(f.num_tiles(), |r| {
+        r.map(|t| image::build_tile_pairs(f, t, &tables)).collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok(image::assemble_pairs(f, &tables, &parts.concat())?)
 }
 
 fn main() -> Res<()> {
