@@ -65,7 +65,10 @@ pub(crate) fn validate_pairs(bytes: &[u8], scale_bits: u8) -> Option<usize> {
 /// `(freq - 1) << 20 | (slot - cumfreq) << 8 | symbol`.
 ///
 /// 16 KiB; kept outside [`crate::Frame`] so that a caller with a small stack can place it where
-/// it likes and reuse it across tiles.
+/// it likes and reuse it across tiles. The device-image decoder ([`crate::image::Image`]) uses it
+/// for both image versions: for a version-2 image it holds the pair table's cumulative
+/// frequencies instead (a binary search per pair), so [`Self::entries`] is meaningful only after
+/// a frame or version-1 table was loaded.
 #[derive(Clone)]
 pub struct DecodeTable {
     pub(crate) lut: [u32; 4096],
