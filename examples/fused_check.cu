@@ -5,7 +5,8 @@
 //
 // DIR holds w_N_K.tans (a tileans frame of an N x K BF16 matrix) and w_N_K.bf16 (the same matrix,
 // uncompressed), as written by the throwaway encoder of scripts/gpu-fused.sh. When DIR also holds
-// w_N_K.tai (the frame's device image, docs/FORMAT.md section 11), the image GEMV path
+// w_N_K.tai (the frame's device image, docs/FORMAT.md section 11; --image-ext .tap: its pair
+// image, section 11.1), the image GEMV path
 // (tileans_gemm_image_async) is checked the same way (every M, same tolerances, poisoned outputs,
 // every tile status written and 0, plus a corrupted copy: flagged tiles, other rows exact) and
 // benchmarked at M <= --image-max-m (default 4) next to the frame path.
@@ -81,6 +82,10 @@ static uint16_t f2bf(float f) {  // round to nearest even (finite inputs)
   return (uint16_t)(u >> 16);
 }
 
+// The device image file next to each frame: w_N_K.tai (version 1) or, with --image-ext .tap, the
+// pair image (FORMAT.md 11.1) that fused_prep writes beside it.
+static std::string g_image_ext = ".tai";
+
 struct Weight {
   int N, K;
   std::vector<uint8_t> frame;
@@ -125,28 +130,28 @@ static Weight load_weight(const std::string& dir, int N, int K, bool upload_dens
     CK(cudaMalloc(&W.d_w, raw.size()));
     CK(cudaMemcpy(W.d_w, raw.data(), raw.size(), cudaMemcpyHostToDevice));
   }
-  if (file_exists(base + ".tai")) {
-    W.image = read_file(base + ".tai");
+  if (file_exists(base + g_image_ext)) {
+    W.image = read_file(base + g_image_ext);
     const tileans_cuda_status is = tileans_cuda_image_parse(W.image.data(), W.image.size(), W.image.size(), &W.im);
     if (is != TILEANS_CUDA_OK) {
-      fprintf(stderr, "image parse %s.tai: %s\n", base.c_str(), tileans_cuda_status_str(is));
+      fprintf(stderr, "image parse %s%s: %s\n", base.c_str(), g_image_ext.c_str(), tileans_cuda_status_str(is));
       exit(2);
     }
     if (W.im.rows != (uint64_t)N || W.im.cols != (uint64_t)K) {
-      fprintf(stderr, "%s.tai: %llu x %llu, not %d x %d\n", base.c_str(), (unsigned long long)W.im.rows,
+      fprintf(stderr, "%s%s: %llu x %llu, not %d x %d\n", base.c_str(), g_image_ext.c_str(), (unsigned long long)W.im.rows,
               (unsigned long long)W.im.cols, N, K);
       exit(2);
     }
     const tileans_gemm_status gs = tileans_gemm_image_supported(&W.im);
     if (gs != TILEANS_GEMM_OK) {
-      printf("# %s.tai: image GEMV %s: skipped\n", base.c_str(), tileans_gemm_status_str(gs));
+      printf("# %s%s: image GEMV %s: skipped\n", base.c_str(), g_image_ext.c_str(), tileans_gemm_status_str(gs));
     } else {
       W.has_image = true;
       CK(cudaMalloc(&W.d_image, W.image.size()));
       CK(cudaMemcpy(W.d_image, W.image.data(), W.image.size(), cudaMemcpyHostToDevice));
       CK(cudaMalloc(&W.d_iluts, std::max<size_t>(tileans_gemm_image_lut_bytes(&W.im), 256)));
       if (tileans_cuda_image_build_luts_async(&W.im, W.d_image, W.d_iluts, 0) != TILEANS_CUDA_OK) {
-        fprintf(stderr, "image LUTs %s.tai failed\n", base.c_str());
+        fprintf(stderr, "image LUTs %s%s failed\n", base.c_str(), g_image_ext.c_str());
         exit(3);
       }
     }
@@ -696,7 +701,7 @@ static void bench(const std::string& dir, std::vector<std::pair<int, int>> shape
 int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: fused_check DIR check|bench [--md FILE] [--m M1,M2,..] [--fused-only] [--image-only] "
-                    "[--image-max-m M] N K [N K ...]\n");
+                    "[--image-max-m M] [--image-ext .tai|.tap] N K [N K ...]\n");
     return 2;
   }
   const std::string dir = argv[1], mode = argv[2];
@@ -712,6 +717,10 @@ int main(int argc, char** argv) {
     }
     if (!strcmp(argv[i], "--image-only")) {
       image_only = true;
+      continue;
+    }
+    if (!strcmp(argv[i], "--image-ext") && i + 1 < argc) {
+      g_image_ext = argv[++i];
       continue;
     }
     if (!strcmp(argv[i], "--image-max-m") && i + 1 < argc) {

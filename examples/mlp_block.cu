@@ -4,8 +4,9 @@
 // cuBLAS from the uncompressed checkpoint. Two paths, each checked:
 //   - the frame path (include/tileans_gemm.h, tileans_gemm_bf16_async): the frames as stored, any M;
 //   - the device-image path for token generation (M <= 8): at load time the C library
-//     (include/tileans.h, tileans_image_build) turns each frame into its device image (FORMAT.md
-//     section 11), which tileans_gemm_image_async multiplies (about 1.5x the frame kernel at M = 1).
+//     (include/tileans.h, tileans_image_build_pairs) turns each frame into its pair image (FORMAT.md
+//     section 11.1; tileans_image_build, version 1, when a table has too many exponent pairs), which
+//     tileans_gemm_image_async multiplies (about 3x the frame kernel at M = 1).
 //
 //   mlp_block COMPRESSED.safetensors ORIGINAL.safetensors [PREFIX] [M ...]
 //
@@ -212,8 +213,9 @@ struct CompressedLinear {
   uint32_t* d_image_status = nullptr;  // one u32 per tile, written by every call
   bool has_image = false;
 
-  // Host: frame -> device image (tileans_image_build sizes it first), parsed for the GPU, uploaded,
-  // its LUTs built on the device. `b` must stay valid while the frame handle lives.
+  // Host: frame -> device image (the build call sizes it first; the pair image, else version 1),
+  // parsed for the GPU, uploaded, its LUTs built on the device. `b` must stay valid while the frame
+  // handle lives.
   bool load_image(const uint8_t* b, size_t len, const std::string& name) {
     tileans_frame* hf = nullptr;
     if (tileans_frame_parse(b, len, &hf) != TILEANS_OK) {
@@ -222,10 +224,15 @@ struct CompressedLinear {
     }
     size_t image_len = 0;
     std::vector<uint8_t> image;
-    tileans_result r = tileans_image_build(hf, nullptr, 0, &image_len);
-    if (r == TILEANS_ERR_BUFFER_TOO_SMALL) {
-      image.resize(image_len);
-      r = tileans_image_build(hf, image.data(), image.size(), &image_len);
+    tileans_result r = TILEANS_ERR_BAD_OPTION;
+    for (auto build : {tileans_image_build_pairs, tileans_image_build}) {
+      image_len = 0;
+      r = build(hf, nullptr, 0, &image_len);
+      if (r == TILEANS_ERR_BUFFER_TOO_SMALL) {
+        image.resize(image_len);
+        r = build(hf, image.data(), image.size(), &image_len);
+      }
+      if (r == TILEANS_OK) break;
     }
     tileans_frame_free(hf);
     if (r != TILEANS_OK) {

@@ -105,10 +105,12 @@ typedef struct tileans_cuda_image {
     uint64_t decoded_len;     /* bytes of the decoded tensor: rows * cols * 2 */
     uint32_t tile_rows, tile_cols;
     uint32_t tables_len;      /* bytes of the table area (multiple of 16) */
-    uint32_t n_tables;        /* K, 0..16: LUTs the decode needs */
+    uint32_t n_tables;        /* K, 0..16: tables (LUTs) the decode needs */
     uint8_t elem_type;        /* 1 BF16, 2 F16 */
     uint8_t scale_bits;
-    uint8_t reserved[6];
+    uint8_t version;          /* 1, or 2: a pair image (FORMAT.md 11.1; its LUTs are 8 << scale_bits
+                                 bytes each, rounded up to 16 KiB: tileans_cuda_image_workspace_size) */
+    uint8_t reserved[5];
     uint32_t table_at[16];    /* offset of table i */
 } tileans_cuda_image;
 
@@ -275,7 +277,9 @@ tileans_cuda_status tileans_cuda_image_parse(const uint8_t *bytes, size_t availa
 size_t tileans_cuda_image_workspace_size(const tileans_cuda_image *im);
 
 /*
- * Build the image's LUTs (im->n_tables x 16 KiB) into d_luts from the image already on the device:
+ * Build the image's LUTs (tileans_cuda_image_workspace_size(im) bytes: n_tables x 16 KiB for a
+ * version-1 image, n_tables x 64 KiB for a pair image at 13 scale bits) into d_luts from the image
+ * already on the device:
  * one launch, for engines that decode image tiles in their own kernels. Returns TILEANS_CUDA_OK
  * at once when n_tables is 0.
  */

@@ -79,7 +79,20 @@ struct Tile {
   u32 sym;             // CONST: the plane-0 symbol
   u32 W;               // ANS: words of the tile
   u32 flags;           // TILEANS_CUDA_TILE_LAYOUT: entry and record disagree (nothing may be read)
+  u32 pairs;           // a version-2 image (FORMAT.md 11.1): pair symbols, sign|mantissa bytes
 };
+
+// LUT sizes. A version-1 LUT is the frame decoder's (16 KiB). A pair LUT (version 2) has one u64
+// per slot, 8 << scale_bits bytes (64 KiB at 13 bits); it is placed in whole 16 KiB "LUT units" so
+// that the staging, workspace and batch code counts one kind of unit for both versions.
+__host__ __device__ constexpr u32 pair_lut_units(u32 scale_bits) { return scale_bits > 11 ? 1u << (scale_bits - 11) : 1u; }
+__host__ __device__ constexpr u32 pair_lut_bytes(u32 scale_bits) {
+  return pair_lut_units(scale_bits) * (u32)TILEANS_CUDA_LUT_BYTES;
+}
+// 16 KiB units of all of an image's LUTs (what a block stages, what the workspace holds).
+__host__ __device__ inline u32 lut_units(const tileans_cuda_image& im) {
+  return im.version == 2 ? im.n_tables * pair_lut_units(im.scale_bits) : im.n_tables;
+}
 
 __device__ __forceinline__ u64 ld_u64(const uint8_t* p) {
   return __ldg(reinterpret_cast<const unsigned long long*>(p));
@@ -130,26 +143,49 @@ __device__ inline Tile tile_at(const tileans_cuda_image& im, const uint8_t* img,
   T.rec = img + off;
   T.rec_len = len;
   T.flags = ok ? 0u : TILEANS_CUDA_TILE_LAYOUT;
+  T.pairs = im.version == 2;
   return T;
 }
 
 // ---------------------------------------------------------------------------------------------
-// LUT selectors: the LUT of table i (all K of the image, consecutive, 16 KiB each)
+// LUT selectors: the LUT of table i (all K of the image, consecutive: 16 KiB each, or
+// pair_lut_bytes(scale_bits) each for a pair image). luts(i) gives a version-1 LUT accessor,
+// luts.pairs(i, scale_bits) a pair LUT accessor (slot -> uint2 entry); a selector of your own
+// needs both.
 // ---------------------------------------------------------------------------------------------
 struct GlobalLut {  // one LUT in global memory, through the read-only path
   const u32* p;
   __device__ __forceinline__ u32 operator()(u32 slot) const { return __ldg(p + slot); }
+};
+__device__ __forceinline__ uint2 lds_u32x2(u32 a) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(a));
+  return v;
+}
+struct SharedPairLut {  // a pair LUT in shared memory
+  u32 base;
+  __device__ __forceinline__ uint2 operator()(u32 slot) const { return lds_u32x2(base + (slot << 3)); }
+};
+struct GlobalPairLut {
+  const uint2* p;
+  __device__ __forceinline__ uint2 operator()(u32 slot) const { return __ldg(p + slot); }
 };
 struct SmemLuts {  // in shared memory: `base` is the shared-window address of LUT 0
   u32 base;
   __device__ __forceinline__ SharedLut operator()(u32 table) const {
     return SharedLut{base + table * (u32)TILEANS_CUDA_LUT_BYTES};
   }
+  __device__ __forceinline__ SharedPairLut pairs(u32 table, u32 scale_bits) const {
+    return SharedPairLut{base + table * pair_lut_bytes(scale_bits)};
+  }
 };
 struct GlobalLuts {
   const u32* luts;
   __device__ __forceinline__ GlobalLut operator()(u32 table) const {
     return GlobalLut{luts + (u64)table * TILEANS_CUDA_LUT_ENTRIES};
+  }
+  __device__ __forceinline__ GlobalPairLut pairs(u32 table, u32 scale_bits) const {
+    return GlobalPairLut{reinterpret_cast<const uint2*>(luts) + (u64)table * (pair_lut_bytes(scale_bits) / 8)};
   }
 };
 
@@ -240,6 +276,32 @@ __device__ __forceinline__ void decode8(u32& x, LaneRing& wr, Lut lut, u32 mask,
   }
 }
 
+// The pair image's 4 steps of one lane (one chunk of 8 units, FORMAT.md 11.1) from one window of
+// the lane's next four words: as decode8's half, with the u64 pair entry (low word
+// freq | (slot - cum) << 16, high word the two symbols at their places in a pair of units). hi[]
+// gets the high words. The prototype is decode4p in cuda/tools/pairs_bench.cu (measured there).
+template <class PairLut>
+__device__ __forceinline__ void decode4p(u32& x, LaneRing& wr, PairLut lut, u32 mask, u32 qmul, u32 (&hi)[4]) {
+  const u32 i0 = wr.p >> 1, sh = (wr.p & 1u) << 4;
+  const u32 a0 = lds_u32(wr.ring_s + ((i0 & 15u) << 7));
+  const u32 a1 = lds_u32(wr.ring_s + (((i0 + 1) & 15u) << 7));
+  const u32 a2 = lds_u32(wr.ring_s + (((i0 + 2) & 15u) << 7));
+  const u32 bl = __funnelshift_r(a0, a1, sh), bh = __funnelshift_r(a1, a2, sh);
+  u32 selw = 0x10u;
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const uint2 ee = lut(x & mask);
+    const u32 q = __umulhi(x, qmul);  // x >> scale_bits
+    const u32 xn = (ee.x & 0xFFFFu) * q + (ee.x >> 16);
+    const u32 w = __byte_perm(bl, bh, selw);
+    const bool need = xn < kL;
+    x = need ? __byte_perm(xn, w, 0x1054) : xn;
+    selw += need ? 0x22u : 0u;
+    hi[u] = ee.y;
+  }
+  wr.p += (selw & 0xFu) >> 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Units from the planes (section 2): BF16 rotate_right_16((p0 << 8) | p1, 1), F16 (p0 << 8) | p1
 // ---------------------------------------------------------------------------------------------
@@ -274,6 +336,35 @@ __device__ __forceinline__ uint4 plane_units(uint2 p0, uint2 p1) {
                     finish_pair<ELEM>(__byte_perm(p1.x, p0.x, 0x7362)),
                     finish_pair<ELEM>(__byte_perm(p1.y, p0.y, 0x5140)),
                     finish_pair<ELEM>(__byte_perm(p1.y, p0.y, 0x7362)));
+}
+
+// Pair images (FORMAT.md 11.1): two units from the symbols' high word `hi` (BF16 a << 7 | b << 23,
+// F16 a << 8 | b << 24) and plane-1 bytes RB, RB+1 of rw. BF16 bytes are sign << 7 | mantissa: one
+// PRMT sign-replicates them into bytes 1 and 3 (bits 8..15 and 24..31), one LOP3 keeps sign and
+// mantissa and ORs the exponents in. F16 bytes are the units' low bytes.
+__device__ __forceinline__ u32 lop3_or_and(u32 a, u32 b, u32 c) {  // a | (b & c)
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xF8;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+template <int ELEM, int RB>
+__device__ __forceinline__ u32 pair_units_v2(u32 hi, u32 rw) {
+  if (ELEM == 2) return hi | __byte_perm(rw, 0, RB | (4u << 4) | ((RB + 1u) << 8) | (4u << 12));
+  constexpr u32 sel = RB | ((RB | 8u) << 4) | ((RB + 1u) << 8) | (((RB + 1u) | 8u) << 12);
+  return lop3_or_and(hi, __byte_perm(rw, 0, sel), 0x807F807Fu);
+}
+template <int ELEM>
+__device__ __forceinline__ uint4 chunk_units_v2(const u32 (&hi)[4], uint2 r) {
+  return make_uint4(pair_units_v2<ELEM, 0>(hi[0], r.x), pair_units_v2<ELEM, 2>(hi[1], r.x),
+                    pair_units_v2<ELEM, 0>(hi[2], r.y), pair_units_v2<ELEM, 2>(hi[3], r.y));
+}
+// RAW and CONST tiles of a pair image: the symbols' high words from 8 plane-0 bytes.
+template <int ELEM>
+__device__ __forceinline__ uint4 plane_units_v2(uint2 p0, uint2 p1) {
+  constexpr u32 sh = ELEM == 2 ? 8u : 7u;
+  const u32 hi[4] = {__byte_perm(p0.x, 0, 0x4140) << sh, __byte_perm(p0.x, 0, 0x4342) << sh,
+                     __byte_perm(p0.y, 0, 0x4140) << sh, __byte_perm(p0.y, 0, 0x4342) << sh};
+  return chunk_units_v2<ELEM>(hi, p1);
 }
 
 // STREAM (the bulk kernels): the plane bytes are read once, so they are loaded evict-first
@@ -346,7 +437,7 @@ struct EdgeRows {
 // ---------------------------------------------------------------------------------------------
 // RAW and CONST tiles: plane 0 from the record's first block (RAW) or the descriptor (CONST),
 // plane 1 the record's last block. Chunks in batches of 4, loads first (4 round trips in flight).
-template <int ELEM, bool STREAM, class Sink>
+template <int ELEM, bool STREAM, bool PAIRS, class Sink>
 __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
   const u32 lane = lane_id();
   const u32 nch = tl.rows * tl.G;
@@ -370,7 +461,7 @@ __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
 #pragma unroll
     for (u32 i = 0; i < 4; ++i) {
       if (k0 + i < nch) {
-        sink(j, g, plane_units<ELEM>(a[i], b[i]));
+        sink(j, g, PAIRS ? plane_units_v2<ELEM>(a[i], b[i]) : plane_units<ELEM>(a[i], b[i]));
         if (++g == tl.G) g = 0, ++j;
       }
     }
@@ -378,10 +469,11 @@ __device__ __forceinline__ void decode_plain(const Tile& tl, Sink& sink) {
 }
 
 // ANS tiles (section 11, "Decoding an ANS tile"). Each lane runs S = 8 rows G steps on its own
-// words; per 16 steps (two chunks) one ring refill and the plane-1 bytes of the next two chunks
-// loaded ahead. `lut` is the tile's table, `ring_s` this warp's kRingBytes of shared memory
-// (shared-window address). Returns the warp-uniform TILEANS_CUDA_TILE_* bits.
-template <int ELEM, bool STREAM, class Lut, class Sink>
+// words (PAIRS, section 11.1: 4 rows G pair steps); per two chunks one ring refill and the
+// plane-1 bytes of the next two chunks loaded ahead. `lut` is the tile's table (a pair LUT when
+// PAIRS), `ring_s` this warp's kRingBytes of shared memory (shared-window address). Returns the
+// warp-uniform TILEANS_CUDA_TILE_* bits.
+template <int ELEM, bool STREAM, bool PAIRS, class Lut, class Sink>
 __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bits, u32 ring_s, Sink& sink) {
   const u32 lane = lane_id();
   const uint8_t* rec = tl.rec;
@@ -413,17 +505,26 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
   uint2 ra = ld8<STREAM>(raw), rb = make_uint2(0, 0);
   if (nch > 1) rb = ld8<STREAM>(raw + kChunkCols);
   u32 k = 0;  // chunks done (lane order: row-major over (j, g))
-  // two chunks (16 steps) per ring refill, as in the prototype
+  // one chunk's units: 8 steps, or 4 pair steps
+  auto chunk = [&](uint2 r) {
+    if constexpr (PAIRS) {
+      u32 hi[4];
+      decode4p(x, wr, lut, mask, qmul, hi);
+      return chunk_units_v2<ELEM>(hi, r);
+    } else {
+      u32 e[8];
+      decode8(x, wr, lut, mask, qmul, e);
+      return chunk_units<ELEM>(e, r);
+    }
+  };
+  // two chunks (at most 16 steps) per ring refill, as in the prototype
   auto two = [&](u32 ja, u32 ga, u32 jb, u32 gb) {
     wr.refill();
     const uint2 r0 = ra, r1 = rb;
     if (k + 2 < nch) ra = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
     if (k + 3 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 3));
-    u32 e[8];
-    decode8(x, wr, lut, mask, qmul, e);
-    sink(ja, ga, chunk_units<ELEM>(e, r0));
-    decode8(x, wr, lut, mask, qmul, e);
-    sink(jb, gb, chunk_units<ELEM>(e, r1));
+    sink(ja, ga, chunk(r0));
+    sink(jb, gb, chunk(r1));
     k += 2;
   };
   auto one = [&](u32 j, u32 g) {
@@ -431,9 +532,7 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
     const uint2 r0 = ra;
     ra = rb;
     if (k + 2 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
-    u32 e[8];
-    decode8(x, wr, lut, mask, qmul, e);
-    sink(j, g, chunk_units<ELEM>(e, r0));
+    sink(j, g, chunk(r0));
     ++k;
   };
   if (G == 1) {  // tiles up to 256 wide: rows in pairs
@@ -458,14 +557,23 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
   return __reduce_or_sync(0xFFFFFFFFu, flags);
 }
 
-// One tile, any mode. `luts(table)` gives the LUT accessor of a table (SmemLuts, GlobalLuts or
-// your own), `ring` is this warp's kRingBytes of shared memory (16-byte aligned). Nothing is
-// read or written when tl.flags is set (returned as is).
-template <int ELEM, bool STREAM = false, class Luts, class Sink>
+// One tile, any mode, either version. `luts(table)` gives the LUT accessor of a table and
+// `luts.pairs(table, scale_bits)` that of a pair table (SmemLuts, GlobalLuts or your own), `ring`
+// is this warp's kRingBytes of shared memory (16-byte aligned). Nothing is read or written when
+// tl.flags is set (returned as is). V: 0 decodes either version (tl.pairs, a branch per tile);
+// 1 or 2 compiles only that version's decoder (a kernel for images of one version: fewer
+// registers), the caller having checked that the image is of that version.
+template <int ELEM, bool STREAM = false, int V = 0, class Luts, class Sink>
 __device__ __forceinline__ u32 decode_tile(const Tile& tl, Luts luts, u32 scale_bits, void* ring, Sink&& sink) {
   if (tl.flags) return tl.flags;
-  if (tl.mode == kModeAns) return decode_ans<ELEM, STREAM>(tl, luts(tl.table), scale_bits, smem_addr(ring), sink);
-  decode_plain<ELEM, STREAM>(tl, sink);
+  const bool pairs = V == 0 ? tl.pairs != 0 : V == 2;
+  if (tl.mode == kModeAns) {
+    if (pairs)
+      return decode_ans<ELEM, STREAM, true>(tl, luts.pairs(tl.table, scale_bits), scale_bits, smem_addr(ring), sink);
+    return decode_ans<ELEM, STREAM, false>(tl, luts(tl.table), scale_bits, smem_addr(ring), sink);
+  }
+  if (pairs) decode_plain<ELEM, STREAM, true>(tl, sink);
+  else decode_plain<ELEM, STREAM, false>(tl, sink);
   return 0;
 }
 
@@ -488,10 +596,10 @@ __device__ __forceinline__ u32 decode_tile_rows(const Tile& tl, Luts luts, u32 s
 // ---------------------------------------------------------------------------------------------
 // Bulk decode: image -> dense tensor (rows x cols units, row-major)
 // ---------------------------------------------------------------------------------------------
-// Dynamic shared memory of decode_one_kernel: the LUTs (SMEM_LUTS: n_tables x 16 KiB) then
-// kRingBytes per warp; decode_kernel adds kBatchHeaderBytes in front (n_tables: its group's LUTs).
-__host__ __device__ constexpr u32 bulk_smem_bytes(u32 n_tables, u32 warps, bool smem_luts) {
-  return (smem_luts ? n_tables * (u32)TILEANS_CUDA_LUT_BYTES : 0u) + warps * kRingBytes;
+// Dynamic shared memory of decode_one_kernel: the LUTs (SMEM_LUTS: `units` x 16 KiB, lut_units)
+// then kRingBytes per warp; decode_kernel adds kBatchHeaderBytes in front (units: its group's).
+__host__ __device__ constexpr u32 bulk_smem_bytes(u32 units, u32 warps, bool smem_luts) {
+  return (smem_luts ? units * (u32)TILEANS_CUDA_LUT_BYTES : 0u) + warps * kRingBytes;
 }
 
 // Warp-uniform copies of values every lane holds alike (REDUX writes a uniform register): the
@@ -508,8 +616,8 @@ __device__ __forceinline__ u64 uni(u64 v) {
 }
 
 // Tile t of a job into its output, decoded with ELEM's unit assembly. `lut_s` is the shared-window
-// address of the block's staged LUTs (SMEM_LUTS): the image's tables are at slots job.lut_slot ..
-// + n_tables - 1 there, or at job.luts in global memory. U: the job is in global memory (uni).
+// address of the block's staged LUTs (SMEM_LUTS): the image's tables are at 16 KiB slots
+// job.lut_slot .. + lut_units(im) - 1 there, or at job.luts in global memory. U: the job is in global memory (uni).
 template <int ELEM, bool SMEM_LUTS, bool U>
 __device__ __forceinline__ u32 decode_job_tile(const tileans_cuda_image_job& job, u64 t, u32 lut_s, void* ring) {
   const tileans_cuda_image& im = job.im;
@@ -537,6 +645,57 @@ __device__ __forceinline__ u32 dynamic_smem_bytes() {
   u32 n;
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(n));
   return n;
+}
+
+// One pair LUT (FORMAT.md 11.1) per block of 256 threads, from the stored pair table at
+// img + table_at: 2^scale_bits u64 entries, low word freq | (slot - cum) << 16, high word the
+// pair's symbols at their unit places (ELEM 1 BF16: a << 7 | b << 23; 2 F16: a << 8 | b << 24).
+// Reads stay below `limit` (the image's index_at) and writes inside the LUT whatever the bytes
+// hold: a table the host did not validate gives a wrong LUT (its tiles then fail their final
+// checks), never an access elsewhere. Slots past a short table's total are zero.
+template <int ELEM>
+__device__ inline void build_pair_lut_block(const uint8_t* img, u64 limit, u32 table_at, u32 scale_bits, uint2* lut) {
+  __shared__ u32 s_part[257];
+  const u32 M = 1u << scale_bits, t = threadIdx.x;
+  auto rd16 = [&](u64 off) { return off + 2 <= limit ? (u32)img[off] | (u32)img[off + 1] << 8 : 0u; };
+  u32 n = rd16(table_at) | rd16((u64)table_at + 2) << 16;
+  const u64 fit = limit > (u64)table_at + 4 ? (limit - table_at - 4) / 4 : 0;
+  n = n < M ? n : M;
+  n = n < fit ? n : (u32)fit;
+  const u64 e0 = (u64)table_at + 4;
+  auto freq = [&](u32 i) { const u32 f = rd16(e0 + 4 * i + 2) + 1u; return f < M ? f : M; };
+  // entries [lo, hi) per thread; exclusive scan of the threads' sums
+  const u32 lo = (u32)((u64)n * t / 256), hi = (u32)((u64)n * (t + 1) / 256);
+  u32 sum = 0;
+  for (u32 i = lo; i < hi; ++i) sum += freq(i);
+  s_part[t + 1] = sum;
+  if (t == 0) s_part[0] = 0;
+  __syncthreads();
+  for (u32 d = 1; d < 256; d <<= 1) {
+    const u32 v = t + 1 > d ? s_part[t + 1 - d] : 0u;
+    __syncthreads();
+    s_part[t + 1] += v;
+    __syncthreads();
+  }
+  u32 cum = s_part[t];
+  for (u32 i = lo; i < hi; ++i) {
+    const u32 f = freq(i), key = rd16(e0 + 4 * i);
+    const u32 a = key >> 8, b = key & 0xFFu;
+    const u32 hw = ELEM == 2 ? (a << 8 | b << 24) : (a << 7 | b << 23);
+    for (u32 k = 0; k < f && cum + k < M; ++k) lut[cum + k] = make_uint2(f | k << 16, hw);
+    cum += f;
+  }
+  for (u32 slot = s_part[256] + t; slot < M; slot += 256) lut[slot] = make_uint2(0, 0);
+}
+
+// The pair LUTs of an image, one block of 256 threads per table: table i (stored at table_at[i])
+// into luts + i * pair_lut_bytes(scale_bits) (tileans_cuda_image_build_luts_async).
+template <int ELEM>
+__global__ void __launch_bounds__(256) pair_luts_kernel(const uint8_t* img, u64 limit, const __grid_constant__ tileans_cuda_lut_tasks tasks,
+                                                        uint2* luts) {
+  if (blockIdx.x >= tasks.count || blockIdx.x >= 16) return;
+  build_pair_lut_block<ELEM>(img, limit, tasks.table_at[blockIdx.x], tasks.scale_bits,
+                             luts + (u64)blockIdx.x * (pair_lut_bytes(tasks.scale_bits) / 8));
 }
 
 // Stage `n` LUTs from global memory into the block's shared memory at `dst` (every thread).
@@ -632,7 +791,7 @@ __global__ void __launch_bounds__(kBulkWarps * 32, 1)
     const tileans_cuda_image_job& job = jobs[a];
     if (t < job.tile_begin || t - job.tile_begin >= job.im.num_tiles) continue;
     u32 f = TILEANS_CUDA_TILE_LAYOUT;
-    if (!SMEM_LUTS || (job.im.n_tables <= nl && job.lut_slot <= nl - job.im.n_tables))
+    if (!SMEM_LUTS || (lut_units(job.im) <= nl && job.lut_slot <= nl - lut_units(job.im)))
       f = decode_any_tile<ELEM, SMEM_LUTS, true>(job, t - job.tile_begin, smem_addr(luts_s), ring);
     u32* status = reinterpret_cast<u32*>(ldv_u64(&jobs[a].status));
     if (status && lane_id() == 0) status[t - ldv_u64(&jobs[a].tile_begin)] = f;
@@ -646,7 +805,7 @@ template <int ELEM, bool SMEM_LUTS>
 __global__ void __launch_bounds__(kBulkWarps * 32, 1) decode_one_kernel(const __grid_constant__ tileans_cuda_image_job job) {
   extern __shared__ __align__(16) uint8_t tileans_image_smem[];
   const tileans_cuda_image& im = job.im;
-  const u32 nl = SMEM_LUTS ? im.n_tables : 0u;
+  const u32 nl = SMEM_LUTS ? lut_units(im) : 0u;
   if (SMEM_LUTS) stage_luts(tileans_image_smem, reinterpret_cast<const u32*>(job.luts), nl);
   const u32 warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   void* ring = tileans_image_smem + nl * TILEANS_CUDA_LUT_BYTES + warp * kRingBytes;

@@ -105,7 +105,11 @@ tileans_gemm_status tileans_gemm_plan(const tileans_cuda_frame *f, uint64_t M, c
  *      synchronisation, no host-to-device copy: capture-safe (a memset of the sums, one kernel per 4
  *      rows of x, and for BF16 output a small finishing kernel, all on `stream`).
  *
- * Supported: BF16 images (elem_type 1), any tile shape and any edge tiles, N < 2^32. Anything else
+ *   Pair images (version 2, FORMAT.md section 11.1, tileans_image_build_pairs) run the same kernels
+ *   with half the decode steps: the faster GEMV (measured in BENCHMARKS.md); their LUTs take 64 KiB
+ *   per table, so an image of more than 2 tables (3 at 16 warps) reads them through L1 instead.
+ *
+ * Supported: BF16 images (elem_type 1) of either version, any tile shape and any edge tiles, N < 2^32. Anything else
  * returns TILEANS_GEMM_ERR_UNSUPPORTED. The header is re-checked for consistency (geometry, index
  * inside the image): TILEANS_GEMM_ERR_INVALID_ARGUMENT otherwise.
  *
@@ -122,7 +126,8 @@ tileans_gemm_status tileans_gemm_plan(const tileans_cuda_frame *f, uint64_t M, c
  */
 tileans_gemm_status tileans_gemm_image_supported(const tileans_cuda_image *im);
 
-/* Device bytes of the image's LUTs (16 KiB per table; tileans_cuda_image_build_luts_async fills them). */
+/* Device bytes of the image's LUTs (16 KiB per table, 64 KiB per pair table at 13 scale bits;
+ * tileans_cuda_image_build_luts_async fills them). */
 size_t tileans_gemm_image_lut_bytes(const tileans_cuda_image *im);
 
 /* Device workspace bytes for one call (0 for FP32 output). */

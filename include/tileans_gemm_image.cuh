@@ -83,9 +83,9 @@ struct Params {
 };
 
 // Dynamic shared memory of the kernel: 16 bytes per warp (kMetaArea, up to 32 warps), the LUTs
-// (SMEM) and a 2 KiB word ring per warp.
-__host__ __device__ constexpr u32 gemv_smem_bytes(u32 n_tables, u32 warps, bool smem_luts) {
-  return 32 * 16 + ti::bulk_smem_bytes(n_tables, warps, smem_luts);  // kMetaArea, LUTs, rings
+// (SMEM: ti::lut_units x 16 KiB) and a 2 KiB word ring per warp.
+__host__ __device__ constexpr u32 gemv_smem_bytes(u32 lut_units, u32 warps, bool smem_luts) {
+  return 32 * 16 + ti::bulk_smem_bytes(lut_units, warps, smem_luts);  // kMetaArea, LUTs, rings
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ struct Sink {
 };
 
 // One tile into the accumulators; returns its TILEANS_CUDA_TILE_* bits.
-template <int MC, int GX, int KIND, bool XPACK, class Luts>
+template <int MC, int GX, int KIND, bool XPACK, int V, class Luts>
 __device__ __forceinline__ u32 gemv_tile_kind(const Params& p, const ti::Tile& tl, Luts luts, void* ring) {
   const u32 lane = tileans_cuda::lane_id();
   Sink<MC, GX, KIND, XPACK> s{p};
@@ -274,25 +274,25 @@ __device__ __forceinline__ u32 gemv_tile_kind(const Params& p, const ti::Tile& t
 #pragma unroll
   for (int m = 0; m < MC; ++m) s.acc[m] = 0.f;
   s.load_tile_x(xp, (int)tl.cols - (int)(ti::kChunk * lane));
-  const u32 f = ti::decode_tile<1, true>(tl, luts, (u32)p.im.scale_bits, ring, s);
+  const u32 f = ti::decode_tile<1, true, V>(tl, luts, (u32)p.im.scale_bits, ring, s);
   __syncwarp();  // the meta slot is rewritten by the next tile
   return f;
 }
 
-template <int MC, int GX, bool XPACK, class Luts>
+template <int MC, int GX, bool XPACK, int V, class Luts>
 __device__ __forceinline__ u32 gemv_tile(const Params& p, const ti::Tile& tl, Luts luts, void* ring) {
   if (tl.flags) return tl.flags;  // nothing may be read
-  if (GX == 0) return gemv_tile_kind<MC, 0, kWide, false>(p, tl, luts, ring);
-  if (tl.cols == (u32)GX * ti::kChunkCols) return gemv_tile_kind<MC, GX, kFull, XPACK>(p, tl, luts, ring);
-  return gemv_tile_kind<MC, GX, kEdge, XPACK>(p, tl, luts, ring);
+  if (GX == 0) return gemv_tile_kind<MC, 0, kWide, false, V>(p, tl, luts, ring);
+  if (tl.cols == (u32)GX * ti::kChunkCols) return gemv_tile_kind<MC, GX, kFull, XPACK, V>(p, tl, luts, ring);
+  return gemv_tile_kind<MC, GX, kEdge, XPACK, V>(p, tl, luts, ring);
 }
 
 // The kernel body: GX = ceil(tile_cols / 256) when that is 1 or 2, else 0. Dynamic shared memory:
-// gemv_smem_bytes(n_tables, warps, SMEM).
-template <int MC, int GX, bool SMEM, bool XPACK = false>
+// gemv_smem_bytes(lut_units, warps, SMEM). V: the image version the kernel decodes (1, 2; 0 both).
+template <int MC, int GX, bool SMEM, bool XPACK = false, int V = 0>
 __device__ __forceinline__ void gemv_body(const Params& p) {
   extern __shared__ __align__(16) uint8_t tileans_gemv_smem[];
-  const u32 nl = SMEM ? p.im.n_tables : 0u;
+  const u32 nl = SMEM ? ti::lut_units(p.im) : 0u;  // 16 KiB units
   uint8_t* luts_s = tileans_gemv_smem + kMetaArea;
   if (SMEM) ti::stage_luts(luts_s, p.luts, nl);
   const u32 warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -302,8 +302,8 @@ __device__ __forceinline__ void gemv_body(const Params& p) {
   for (u64 t = (u64)warp * gridDim.x + blockIdx.x; t < p.im.num_tiles; t += (u64)gridDim.x * nw) {
     const ti::Tile tl = ti::tile_at(p.im, p.image, t);
     u32 f;
-    if (SMEM) f = gemv_tile<MC, GX, XPACK>(p, tl, ti::SmemLuts{lut_s}, ring);
-    else f = gemv_tile<MC, GX, XPACK>(p, tl, ti::GlobalLuts{p.luts}, ring);
+    if (SMEM) f = gemv_tile<MC, GX, XPACK, V>(p, tl, ti::SmemLuts{lut_s}, ring);
+    else f = gemv_tile<MC, GX, XPACK, V>(p, tl, ti::GlobalLuts{p.luts}, ring);
     if (p.status && tileans_cuda::lane_id() == 0) p.status[t] = f;
   }
 }

@@ -26,8 +26,9 @@
 #   2. makes the weights: $CARRY/fusedprep (cuda/examples/fused_prep.rs, needs no CUDA) builds N x K
 #      BF16 matrices from REAL all-MiniLM-L6-v2 BF16 values ($CARRY/pool.bin, 4 M weights: row r is
 #      K consecutive pool values from r * 3040909 mod 4 M, wrapping) and encodes them with the
-#      default options into $WEIGHTS/w_N_K.tans, with the raw matrix w_N_K.bf16 and the device image
-#      w_N_K.tai; `special` adds 160 x 1040 with CONST and RAW tiles;
+#      default options into $WEIGHTS/w_N_K.tans, with the raw matrix w_N_K.bf16, the device image
+#      w_N_K.tai and the pair image w_N_K.tap (FORMAT.md 11.1); `special` adds 160 x 1040 with CONST
+#      and RAW tiles;
 #   3. runs the MLP-block example on a compressed safetensors file (MiniLM matrices as gate/up/down):
 #      the frame path at every M, and the device-image path (built at load time) at M <= 8;
 #   4. correctness: every shape class (edge rows/columns, 64- and 128-row tiles, CONST and RAW tiles,
@@ -187,11 +188,16 @@ rc=0
 [ "${QUICK:-0}" = 1 ] && CHECK_SHAPES="160 1040 4097 4100 1000 300 520 140"
 t0=$(date +%s)
 "$B/fused_check" "$W" check $CHECK_SHAPES 2>&1 | tee "$OUT/check.txt" || rc=1
+# the pair images (w_N_K.tap, FORMAT.md 11.1) through the same image-GEMV checks
+"$B/fused_check" "$W" check --image-ext .tap $CHECK_SHAPES 2>&1 | tee "$OUT/check-pairs.txt" || rc=1
 echo "check: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 
 # ---- benchmark ---------------------------------------------------------------------------------------
 t0=$(date +%s)
 "$B/fused_check" "$W" bench --md "$OUT/bench.md" $BENCH_SHAPES 2>&1 | tee -a "$LOG" || rc=1
+# the pair images' GEMV against cuBLAS (and the version-1 image GEMV above) at M = 1 and 4
+"$B/fused_check" "$W" bench --image-only --image-ext .tap --m 1,4 --md "$OUT/bench-pairs.md" $BENCH_SHAPES 2>&1 |
+  tee -a "$LOG" || rc=1
 echo "bench: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 # ---- tile width: the same real values encoded with 32 x 128 and 32 x 256 tiles (4x / 2x the tiles,
 # a quarter / half of the sequential steps per tile), fused kernel only ------------------------------
@@ -220,5 +226,6 @@ if [ "${NCU:-1}" = 1 ] && command -v ncu > /dev/null; then
   echo "ncu: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 fi
 grep -c PASS "$OUT/check.txt" | sed 's/^/check PASS lines: /'
-grep FAIL "$OUT/check.txt" "$LOG" | head -20
+grep -c PASS "$OUT/check-pairs.txt" | sed 's/^/check (pair images) PASS lines: /'
+grep FAIL "$OUT/check.txt" "$OUT/check-pairs.txt" "$LOG" | head -20
 exit $rc

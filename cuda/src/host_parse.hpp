@@ -266,7 +266,8 @@ inline void make_job(const tileans_cuda_frame* f, uint64_t src, uint64_t dst, ui
 // kernels then read the index at index_at + 16 t for t < num_tiles (inside records_at <= image_len),
 // records checked against image_len, and write only tiles of the rows x cols grid.
 inline bool image_consistent(const tileans_cuda_image* im) {
-  if (!im || (im->elem_type != 1 && im->elem_type != 2) || im->scale_bits < 8 || im->scale_bits > 12 ||
+  if (!im || (im->elem_type != 1 && im->elem_type != 2) || (im->version != 1 && im->version != 2) ||
+      im->scale_bits < 8 || im->scale_bits > (im->version == 2 ? 13 : 12) ||
       im->n_tables > 16 || im->tables_len % 16 || !im->tile_rows || !im->tile_cols ||
       (uint64_t)im->tile_rows * im->tile_cols > (1ull << 22))
     return false;

@@ -207,12 +207,20 @@ __device__ __forceinline__ tileans_cuda::u32 image_tile(const tileans_cuda_image
 
 }  // namespace tileans_rs
 
-// LUT i of the image (its stored table at im.table_at[i]) into luts + i * 4096: one block of 256
-// threads per table; reads stay inside [0, index_at), the header and table area.
+// LUT i of the image (its stored table at im.table_at[i]) into luts + i * 4096 (a pair image:
+// luts + i * pair_lut_bytes / 4): one block of 256 threads per table; reads stay inside
+// [0, index_at), the header and table area.
 extern "C" __global__ void __launch_bounds__(256)
     tileans_rs_image_luts_kernel(const __grid_constant__ tileans_cuda_image im, const unsigned char* img,
                                  unsigned int* luts) {
   if (blockIdx.x >= im.n_tables || blockIdx.x >= 16) return;
+  if (im.version == 2) {
+    uint2* l = reinterpret_cast<uint2*>(luts) +
+               (unsigned long long)blockIdx.x * (tileans_cuda::image::pair_lut_bytes(im.scale_bits) / 8);
+    if (im.elem_type == 2) tileans_cuda::image::build_pair_lut_block<2>(img, im.index_at, im.table_at[blockIdx.x], im.scale_bits, l);
+    else tileans_cuda::image::build_pair_lut_block<1>(img, im.index_at, im.table_at[blockIdx.x], im.scale_bits, l);
+    return;
+  }
   tileans_cuda::build_lut_block(img, im.index_at, im.table_at[blockIdx.x], im.scale_bits,
                                 luts + (unsigned long long)blockIdx.x * TILEANS_CUDA_LUT_ENTRIES);
 }
@@ -221,7 +229,7 @@ extern "C" __global__ void __launch_bounds__(256)
 // header's bulk kernel does): item i is tile tiles[i] (or i when tiles is null), its status at
 // status[i] (TILEANS_CUDA_TILE_LAYOUT for a tile number out of range). With smem_luts every LUT is
 // staged in shared memory per block; otherwise they are read through L1. Dynamic shared memory:
-// (smem_luts ? n_tables * 16 KiB : 0) + warps * kRingBytes.
+// (smem_luts ? lut_units * 16 KiB : 0) + warps * kRingBytes.
 extern "C" __global__ void __launch_bounds__(256)
     tileans_rs_image_decode_kernel(const __grid_constant__ tileans_cuda_image im,
                                    const unsigned char* __restrict__ img, const unsigned int* __restrict__ luts,
@@ -231,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) unsigned char tileans_rs_image_smem[];
   typedef tileans_cuda::u32 u32;
   typedef tileans_cuda::u64 u64;
-  const u32 nl = smem_luts && im.n_tables <= 16 ? im.n_tables : 0u;
+  const u32 nl = smem_luts && im.n_tables <= 16 ? tileans_cuda::image::lut_units(im) : 0u;
   for (u32 i = threadIdx.x; i < nl * (TILEANS_CUDA_LUT_ENTRIES / 4); i += blockDim.x)
     reinterpret_cast<uint4*>(tileans_rs_image_smem)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
   __syncthreads();
@@ -341,13 +349,15 @@ pub struct ImageHeader {
     pub elem_type: u8,
     /// Frequencies sum to `2^scale_bits`.
     pub scale_bits: u8,
+    /// 1, or 2 for a pair image (FORMAT.md 11.1).
+    pub version: u8,
     /// Zero.
-    pub reserved: [u8; 6],
+    pub reserved: [u8; 5],
     /// Offset of stored table i (i < `n_tables`; 0 beyond).
     pub table_at: [u32; 16],
 }
 
-// The C layout of tileans_cuda_image: nine u64, four u32, two u8 and six reserved, 16 u32.
+// The C layout of tileans_cuda_image: nine u64, four u32, three u8 and five reserved, 16 u32.
 const _: () = assert!(std::mem::size_of::<ImageHeader>() == 160);
 const _: () = assert!(std::mem::align_of::<ImageHeader>() == 8);
 const _: () = assert!(std::mem::offset_of!(ImageHeader, tile_rows) == 72);
@@ -358,6 +368,13 @@ const _: () = assert!(std::mem::offset_of!(ImageHeader, table_at) == 96);
 unsafe impl cudarc::driver::DeviceRepr for ImageHeader {}
 
 impl ImageHeader {
+    /// 16 KiB LUT units of the image's tables (`tileans_cuda::image::lut_units`): one per table,
+    /// `2^(scale_bits - 11)` per pair table (8 bytes per slot).
+    pub fn lut_units(&self) -> u32 {
+        let per = if self.version == 2 && self.scale_bits > 11 { 1 << (self.scale_bits - 11) } else { 1 };
+        self.n_tables * per
+    }
+
     /// Validate a whole device image with [`Image::parse`] (header, tables, index and the layout
     /// of every record; the records' contents are checked per tile on the GPU) and fill the
     /// kernels' header.
@@ -395,7 +412,8 @@ impl ImageHeader {
             n_tables: n_tables as u32,
             elem_type: img.elem_type().code(),
             scale_bits: img.scale_bits(),
-            reserved: [0; 6],
+            version: img.version() as u8,
+            reserved: [0; 5],
             table_at,
         })
     }
@@ -781,7 +799,8 @@ impl GpuDecoder {
         let s = &self.stream;
         let img = s.clone_htod(image)?;
         let n = h.n_tables;
-        let mut luts: CudaSlice<u32> = s.alloc_zeros((n as usize * LUT_BYTES / 4).max(1))?;
+        let units = h.lut_units();
+        let mut luts: CudaSlice<u32> = s.alloc_zeros((units as usize * LUT_BYTES / 4).max(1))?;
         if n > 0 {
             let cfg = LaunchConfig { grid_dim: (n, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
             let mut b = s.launch_builder(&k.luts);
@@ -789,15 +808,15 @@ impl GpuDecoder {
             b.arg(&img);
             b.arg(&mut luts);
             // SAFETY: arguments match tileans_rs_image_luts_kernel(tileans_cuda_image, const u8*,
-            // u32*); luts holds n tables of 4096 entries; the kernel reads the image below
-            // index_at, inside the allocation.
+            // u32*); luts holds the n tables' LUT units (16 KiB each; a pair LUT spans
+            // pair_lut_units); the kernel reads the image below index_at, inside the allocation.
             unsafe { b.launch(cfg) }?;
         }
         let items_dev = items.map(|(t, o)| Ok::<_, Error>((s.clone_htod(t)?, s.clone_htod(o)?))).transpose()?;
         let mut out: CudaSlice<u8> = s.alloc_zeros(out_len.max(1))?;
         let mut status: CudaSlice<u32> = s.alloc_zeros(count as usize)?;
         let rings = IMAGE_THREADS / 32 * IMAGE_RING_BYTES;
-        let staged = n * LUT_BYTES as u32;
+        let staged = units * LUT_BYTES as u32;
         let smem_luts = fast && n > 0 && rings + staged <= k.max_smem;
         let smem = rings + if smem_luts { staged } else { 0 };
         let per_sm = k.decode.occupancy_max_active_blocks_per_multiprocessor(IMAGE_THREADS, smem as usize, None)?;

@@ -28,6 +28,21 @@ inline uint64_t table_len(const uint8_t* b, uint64_t at, uint64_t end, int scale
   return sum == (1ull << scale) ? 32 + 2ull * present : 0;
 }
 
+// Bytes of the stored pair table at b[at..end) (FORMAT.md 11.1: u32 n, then n entries u16 key,
+// u16 freq - 1, keys strictly increasing, summing to 2^scale), or 0 when it is invalid.
+inline uint64_t pair_table_len(const uint8_t* b, uint64_t at, uint64_t end, int scale) {
+  if (at + 4 > end) return 0;
+  const uint64_t n = rd32(b + at);
+  if (n == 0 || n > (1ull << scale) || at + 4 + 4 * n > end) return 0;
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint8_t* e = b + at + 4 + 4 * i;
+    if (i && rd16(e) <= rd16(e - 4)) return 0;
+    sum += (uint64_t)rd16(e + 2) + 1;
+  }
+  return sum == (1ull << scale) ? 4 + 4 * n : 0;
+}
+
 inline tileans_cuda_status parse_image(const uint8_t* b, size_t available, uint64_t image_len,
                                        tileans_cuda_image* im) {
   if (!b || !im) return TILEANS_CUDA_ERR_INVALID_ARGUMENT;
@@ -35,9 +50,10 @@ inline tileans_cuda_status parse_image(const uint8_t* b, size_t available, uint6
   if (available > image_len) available = (size_t)image_len;
   if (available < 64) return TILEANS_CUDA_ERR_TRUNCATED;
   if (!(b[0] == 0x89 && b[1] == 'T' && b[2] == 'A' && b[3] == 'I')) return TILEANS_CUDA_ERR_BAD_MAGIC;
-  if (rd16(b + 4) != 1) return TILEANS_CUDA_ERR_UNSUPPORTED_VERSION;
+  const int version = rd16(b + 4);
+  if (version != 1 && version != 2) return TILEANS_CUDA_ERR_UNSUPPORTED_VERSION;
   const int elem = b[6], scale = b[7];
-  if ((elem != 1 && elem != 2) || scale < 8 || scale > 12) return TILEANS_CUDA_ERR_INVALID_HEADER;
+  if ((elem != 1 && elem != 2) || scale < 8 || scale > (version == 2 ? 13 : 12)) return TILEANS_CUDA_ERR_INVALID_HEADER;
   const uint64_t TR = rd32(b + 8), TC = rd32(b + 12);
   if (TR == 0 || TC == 0 || TR * TC > (1ull << 22)) return TILEANS_CUDA_ERR_INVALID_HEADER;
   const uint64_t R = rd64(b + 16), C = rd64(b + 24), T = rd64(b + 32);
@@ -58,7 +74,7 @@ inline tileans_cuda_status parse_image(const uint8_t* b, size_t available, uint6
   if (xxh64(b + 64, records_at - 64, xxh64(b, 56)) != rd64(b + 56)) return TILEANS_CUDA_ERR_HEADER_CHECKSUM;
   uint64_t at = 64;
   for (uint64_t k = 0; k < K; ++k) {
-    const uint64_t len = table_len(b, at, index_at, scale);
+    const uint64_t len = version == 2 ? pair_table_len(b, at, index_at, scale) : table_len(b, at, index_at, scale);
     if (!len) return TILEANS_CUDA_ERR_INVALID_HEADER;
     im->table_at[k] = (uint32_t)at;
     at += len;
@@ -112,6 +128,7 @@ inline tileans_cuda_status parse_image(const uint8_t* b, size_t available, uint6
   im->n_tables = (uint32_t)K;
   im->elem_type = (uint8_t)elem;
   im->scale_bits = (uint8_t)scale;
+  im->version = (uint8_t)version;
   return TILEANS_CUDA_OK;
 }
 
@@ -224,7 +241,7 @@ int device_smem_optin() {
   return v;
 }
 
-// `kmax`: the most tables of an image of the batch.
+// `kmax`: the most LUT units (16 KiB, tileans_cuda::image::lut_units) of an image of the batch.
 ImageConfig image_config(uint32_t kmax, ImagePath path) {
   using tileans_cuda::image::bulk_smem_bytes;
   const size_t optin = (size_t)device_smem_optin();
@@ -245,7 +262,9 @@ ImageConfig image_config(uint32_t kmax, ImagePath path) {
   if (kmax <= s16.cap) return s16;
   return g32;
 }
-ImageConfig image_config(const tileans_cuda_image* im, ImagePath path) { return image_config(im->n_tables, path); }
+ImageConfig image_config(const tileans_cuda_image* im, ImagePath path) {
+  return image_config(tileans_cuda::image::lut_units(*im), path);
+}
 
 // The image kernels: batch (element type 0 mixed, 1, 2) x (global, shared-memory LUTs), then the
 // one-image kernel (1, 2) x (global, shared).
@@ -307,7 +326,20 @@ tileans_cuda_status ready_image_kernel(int id, unsigned warps, uint32_t nl, size
 tileans_cuda_status launch_image_luts(const tileans_cuda_image* im, const uint8_t* d_image, uint32_t* d_luts,
                                       cudaStream_t stream) {
   // the tables lie in [64, index_at): reads stay there
-  return launch_lut_tasks(d_image, im->index_at, im->table_at, im->n_tables, im->scale_bits, d_luts, stream);
+  if (im->version != 2)
+    return launch_lut_tasks(d_image, im->index_at, im->table_at, im->n_tables, im->scale_bits, d_luts, stream);
+  if (!im->n_tables) return TILEANS_CUDA_OK;
+  tileans_cuda_lut_tasks tasks;
+  std::memset(&tasks, 0, sizeof(tasks));
+  for (unsigned i = 0; i < im->n_tables && i < 16; ++i) tasks.table_at[i] = im->table_at[i];
+  tasks.count = im->n_tables;
+  tasks.scale_bits = im->scale_bits;
+  uint2* out = reinterpret_cast<uint2*>(d_luts);
+  if (im->elem_type == 2)
+    tileans_cuda::image::pair_luts_kernel<2><<<im->n_tables, 256, 0, stream>>>(d_image, im->index_at, tasks, out);
+  else
+    tileans_cuda::image::pair_luts_kernel<1><<<im->n_tables, 256, 0, stream>>>(d_image, im->index_at, tasks, out);
+  return cudaPeekAtLastError() == cudaSuccess ? TILEANS_CUDA_OK : TILEANS_CUDA_ERR_CUDA;
 }
 
 // Argument checks shared by the one-image and batch entry points.
@@ -341,10 +373,11 @@ tileans_cuda_status launch_image_one(const tileans_cuda_image* im, const uint8_t
                                      uint8_t* d_out, uint32_t* d_status, cudaStream_t stream,
                                      ImagePath path = ImagePath::kAuto) {
   const ImageConfig cfg = image_config(im, path);
-  if (cfg.smem_luts && im->n_tables > cfg.cap) return TILEANS_CUDA_ERR_TOO_LARGE;  // a forced path
+  const uint32_t units = tileans_cuda::image::lut_units(*im);
+  if (cfg.smem_luts && units > cfg.cap) return TILEANS_CUDA_ERR_TOO_LARGE;  // a forced path
   const int id = one_kernel_id(im->elem_type, cfg.smem_luts);
   int res = 0;
-  const tileans_cuda_status s = ready_image_kernel(id, cfg.warps, cfg.smem_luts ? im->n_tables : 0, cfg.smem, &res);
+  const tileans_cuda_status s = ready_image_kernel(id, cfg.warps, cfg.smem_luts ? units : 0, cfg.smem, &res);
   if (s != TILEANS_CUDA_OK) return s;
   const uint64_t blocks = im->num_tiles < (uint64_t)res ? im->num_tiles : (uint64_t)res;
   if (!blocks) return TILEANS_CUDA_OK;
@@ -418,7 +451,8 @@ tileans_cuda_status prepare_images(const tileans_cuda_image_item* items, size_t 
     const tileans_cuda_image_item& it = items[i];
     const tileans_cuda_status s = check_image_args(it.im, it.d_image, it.d_out, it.out_len, it.d_status);
     if (s != TILEANS_CUDA_OK) return s;
-    if (it.im->n_tables > kmax) kmax = it.im->n_tables;
+    const uint32_t units = tileans_cuda::image::lut_units(*it.im);
+    if (units > kmax) kmax = units;
     elem = elem < 0 || elem == it.im->elem_type ? it.im->elem_type : 0;
     if (it.im->num_tiles > kMaxBatchTiles - total_tiles) return TILEANS_CUDA_ERR_TOO_LARGE;
     total_tiles += it.im->num_tiles;
@@ -456,7 +490,8 @@ tileans_cuda_status prepare_images(const tileans_cuda_image_item* items, size_t 
   close(0);
   for (size_t i = 0; i < count; ++i) {
     const tileans_cuda_image& im = *items[i].im;
-    if (cfg.smem_luts && cur.job_count && (cur.lut_count + im.n_tables > cfg.cap || cur.tiles >= close_at))
+    const uint32_t units = tileans_cuda::image::lut_units(im);
+    if (cfg.smem_luts && cur.job_count && (cur.lut_count + units > cfg.cap || cur.tiles >= close_at))
       close((uint32_t)i);
     uint32_t* il = luts + lut * TILEANS_CUDA_LUT_ENTRIES;
     s = launch_image_luts(&im, items[i].d_image, il, stream);
@@ -465,8 +500,8 @@ tileans_cuda_status prepare_images(const tileans_cuda_image_item* items, size_t 
                    cur.lut_count, &jobs[i]);
     cur.job_count++;
     cur.tiles += im.num_tiles;
-    if (cfg.smem_luts) cur.lut_count += im.n_tables;
-    lut += im.n_tables;
+    if (cfg.smem_luts) cur.lut_count += units;
+    lut += units;
   }
   close((uint32_t)count);
   // blocks: one wave of the configuration the largest group needs, shared out by tiles
@@ -639,7 +674,7 @@ tileans_cuda_status tileans_cuda_image_parse(const uint8_t* bytes, size_t availa
 }
 
 size_t tileans_cuda_image_workspace_size(const tileans_cuda_image* im) {
-  return im ? (size_t)im->n_tables * TILEANS_CUDA_LUT_BYTES : 0;
+  return im ? (size_t)tileans_cuda::image::lut_units(*im) * TILEANS_CUDA_LUT_BYTES : 0;
 }
 
 tileans_cuda_status tileans_cuda_image_build_luts_async(const tileans_cuda_image* im, const uint8_t* d_image,

@@ -297,33 +297,39 @@ tileans_gemm_status tileans_gemm_bf16_async(const tileans_cuda_frame* f, const v
 // ------------------------------------------------------------------------------------------------
 #include "tileans_gemm_image.cuh"
 
-#define TILEANS_GEMV_KERNEL(MC, GX, S, T)                                                               \
-  extern "C" __global__ void __launch_bounds__(T, 1)                                                    \
-      tileans_gemv_m##MC##_x##GX##_s##S##_t##T(const __grid_constant__ tileans_gemm::image::Params p) { \
-    tileans_gemm::image::gemv_body<MC, GX, S != 0>(p);                                                  \
+#define TILEANS_GEMV_KERNEL(MC, GX, S, T, V)                                                                \
+  extern "C" __global__ void __launch_bounds__(T, 1)                                                          \
+      tileans_gemv_m##MC##_x##GX##_s##S##_t##T##_v##V(const __grid_constant__ tileans_gemm::image::Params p) { \
+    tileans_gemm::image::gemv_body<MC, GX, S != 0, false, V>(p);                                              \
   }
-// (MC, GX, SMEM, threads): the global-LUT kernels (SMEM 0, images of more tables than fit in shared
-// memory) hold the LUT pointer too, and some need fewer threads.
-TILEANS_GEMV_KERNEL(1, 2, 1, 768)
-TILEANS_GEMV_KERNEL(1, 2, 1, 1024)  // 32 warps: 48 bytes of spill, stored and reloaded once per tile
-                                    // (the decoder's end-of-tile values), none in the decode loop
-TILEANS_GEMV_KERNEL(1, 2, 0, 768)
-TILEANS_GEMV_KERNEL(1, 1, 1, 1024)
-TILEANS_GEMV_KERNEL(1, 1, 0, 768)
-TILEANS_GEMV_KERNEL(1, 0, 1, 1024)
-TILEANS_GEMV_KERNEL(1, 0, 0, 768)
-TILEANS_GEMV_KERNEL(2, 2, 1, 640)
-TILEANS_GEMV_KERNEL(2, 2, 0, 640)
-TILEANS_GEMV_KERNEL(2, 1, 1, 768)
-TILEANS_GEMV_KERNEL(2, 1, 0, 768)
-TILEANS_GEMV_KERNEL(2, 0, 1, 768)
-TILEANS_GEMV_KERNEL(2, 0, 0, 768)
-TILEANS_GEMV_KERNEL(4, 2, 1, 512)
-TILEANS_GEMV_KERNEL(4, 2, 0, 512)
-TILEANS_GEMV_KERNEL(4, 1, 1, 640)
-TILEANS_GEMV_KERNEL(4, 1, 0, 640)
-TILEANS_GEMV_KERNEL(4, 0, 1, 640)
-TILEANS_GEMV_KERNEL(4, 0, 0, 640)
+// (MC, GX, SMEM, threads, image version): the global-LUT kernels (SMEM 0, images of more tables
+// than fit in shared memory) hold the LUT pointer too, and some need fewer threads. One kernel per
+// image version: a kernel of both would carry the registers of both decoders (ptxas: up to 136
+// bytes of spill in the 32-warp M = 1 kernel).
+#define TILEANS_GEMV_KERNELS(V)                                                                      \
+  TILEANS_GEMV_KERNEL(1, 2, 1, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(1, 2, 1, 1024, V) /* 32 warps: v1 48 bytes of spill, stored and reloaded once \
+                                           per tile (the decoder's end-of-tile values), none in the \
+                                           decode loop */                                           \
+  TILEANS_GEMV_KERNEL(1, 2, 0, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(1, 1, 1, 1024, V)                                                              \
+  TILEANS_GEMV_KERNEL(1, 1, 0, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(1, 0, 1, 1024, V)                                                              \
+  TILEANS_GEMV_KERNEL(1, 0, 0, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 2, 1, 640, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 2, 0, 640, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 1, 1, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 1, 0, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 0, 1, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(2, 0, 0, 768, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 2, 1, 512, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 2, 0, 512, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 1, 1, 640, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 1, 0, 640, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 0, 1, 640, V)                                                               \
+  TILEANS_GEMV_KERNEL(4, 0, 0, 640, V)
+TILEANS_GEMV_KERNELS(1)
+TILEANS_GEMV_KERNELS(2)
 
 extern "C" __global__ void __launch_bounds__(256)
     tileans_gemv_finish_kernel(const __grid_constant__ tileans_gemm::image::FinishParams p) {
@@ -335,19 +341,19 @@ namespace {
 typedef void (*GemvFn)(tileans_gemm::image::Params);
 
 struct GemvVariant {
-  uint32_t mc, gx, smem_luts, threads;
+  uint32_t mc, gx, smem_luts, threads, version;
   GemvFn fn;
 };
-#define TILEANS_GEMV_V(MC, GX, S, T) {MC, GX, S, T, tileans_gemv_m##MC##_x##GX##_s##S##_t##T}
-const GemvVariant kGemvVariants[] = {
-    TILEANS_GEMV_V(1, 2, 1, 768), TILEANS_GEMV_V(1, 2, 1, 1024), TILEANS_GEMV_V(1, 2, 0, 768),
-    TILEANS_GEMV_V(1, 1, 1, 1024), TILEANS_GEMV_V(1, 1, 0, 768), TILEANS_GEMV_V(1, 0, 1, 1024),
-    TILEANS_GEMV_V(1, 0, 0, 768), TILEANS_GEMV_V(2, 2, 1, 640), TILEANS_GEMV_V(2, 2, 0, 640),
-    TILEANS_GEMV_V(2, 1, 1, 768), TILEANS_GEMV_V(2, 1, 0, 768), TILEANS_GEMV_V(2, 0, 1, 768),
-    TILEANS_GEMV_V(2, 0, 0, 768), TILEANS_GEMV_V(4, 2, 1, 512), TILEANS_GEMV_V(4, 2, 0, 512),
-    TILEANS_GEMV_V(4, 1, 1, 640), TILEANS_GEMV_V(4, 1, 0, 640), TILEANS_GEMV_V(4, 0, 1, 640),
-    TILEANS_GEMV_V(4, 0, 0, 640),
-};
+#define TILEANS_GEMV_V(MC, GX, S, T, V) {MC, GX, S, T, V, tileans_gemv_m##MC##_x##GX##_s##S##_t##T##_v##V}
+#define TILEANS_GEMV_VS(V)                                                                                    \
+  TILEANS_GEMV_V(1, 2, 1, 768, V), TILEANS_GEMV_V(1, 2, 1, 1024, V), TILEANS_GEMV_V(1, 2, 0, 768, V),        \
+      TILEANS_GEMV_V(1, 1, 1, 1024, V), TILEANS_GEMV_V(1, 1, 0, 768, V), TILEANS_GEMV_V(1, 0, 1, 1024, V),   \
+      TILEANS_GEMV_V(1, 0, 0, 768, V), TILEANS_GEMV_V(2, 2, 1, 640, V), TILEANS_GEMV_V(2, 2, 0, 640, V),     \
+      TILEANS_GEMV_V(2, 1, 1, 768, V), TILEANS_GEMV_V(2, 1, 0, 768, V), TILEANS_GEMV_V(2, 0, 1, 768, V),     \
+      TILEANS_GEMV_V(2, 0, 0, 768, V), TILEANS_GEMV_V(4, 2, 1, 512, V), TILEANS_GEMV_V(4, 2, 0, 512, V),     \
+      TILEANS_GEMV_V(4, 1, 1, 640, V), TILEANS_GEMV_V(4, 1, 0, 640, V), TILEANS_GEMV_V(4, 0, 1, 640, V),     \
+      TILEANS_GEMV_V(4, 0, 0, 640, V)
+const GemvVariant kGemvVariants[] = {TILEANS_GEMV_VS(1), TILEANS_GEMV_VS(2)};
 constexpr int kNumGemvVariants = sizeof(kGemvVariants) / sizeof(kGemvVariants[0]);
 
 int gemv_forced_threads() {
@@ -388,7 +394,8 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
   }
   static bool attr_done[kNumGemvVariants] = {};
-  static int occ_cache[kNumGemvVariants][17] = {};
+  static int occ_cache[kNumGemvVariants][65] = {};  // by LUT units (16 KiB): up to 16 pair tables x 4
+  const uint32_t units = tileans_cuda::image::lut_units(*im);
   const GemvVariant* best = nullptr;
   uint64_t best_waves = 0, best_slots = 0;
   uint32_t best_smem = 0;
@@ -397,9 +404,9 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
     for (int pass = 0; pass < 2 && !best; ++pass) {  // shared-memory LUTs first, then global
       const uint32_t sl = pass == 0 ? 1u : 0u;
       for (const GemvVariant& v : kGemvVariants) {
-        if (v.mc != mc || v.gx != gx || v.smem_luts != sl) continue;
+        if (v.mc != mc || v.gx != gx || v.smem_luts != sl || v.version != im->version) continue;
         if (forced && (int)v.threads != gemv_forced_threads()) continue;
-        const uint32_t smem = gemv_smem_bytes(im->n_tables, v.threads / 32, sl != 0);
+        const uint32_t smem = gemv_smem_bytes(units, v.threads / 32, sl != 0);
         if (smem > (uint32_t)optin) continue;
         const int vi = (int)(&v - kGemvVariants);
         if (!attr_done[vi]) {
@@ -407,7 +414,7 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
             return TILEANS_GEMM_ERR_CUDA;
           attr_done[vi] = true;
         }
-        int& occ = occ_cache[vi][im->n_tables <= 16 ? im->n_tables : 16];
+        int& occ = occ_cache[vi][sl ? (units <= 64 ? units : 64) : 0];
         if (!occ) {
           if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, v.fn, (int)v.threads, smem) != cudaSuccess || occ < 1)
             occ = 1;
@@ -438,7 +445,7 @@ extern "C" {
 tileans_gemm_status tileans_gemm_image_supported(const tileans_cuda_image* im) { return image_supported(im); }
 
 size_t tileans_gemm_image_lut_bytes(const tileans_cuda_image* im) {
-  return im ? (size_t)im->n_tables * TILEANS_CUDA_LUT_BYTES : 0;
+  return im ? (size_t)tileans_cuda::image::lut_units(*im) * TILEANS_CUDA_LUT_BYTES : 0;
 }
 
 size_t tileans_gemm_image_workspace_size(const tileans_cuda_image* im, uint64_t M, tileans_gemm_out out_type) {

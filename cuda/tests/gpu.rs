@@ -205,6 +205,13 @@ fn image_of(data: &[u8], elem: ElemType, shape: &[u64], o: &EncodeOptions) -> Ve
     image::build(&Frame::parse(&frame).unwrap()).unwrap()
 }
 
+/// Both device images of `data`: version 1 and the pair image (FORMAT.md 11.1, `build_pairs`).
+fn images_of(data: &[u8], elem: ElemType, shape: &[u64], o: &EncodeOptions) -> [Vec<u8>; 2] {
+    let frame = encode(data, elem, shape, o).unwrap();
+    let f = Frame::parse(&frame).unwrap();
+    [image::build(&f).unwrap(), image::build_pairs(&f).unwrap()]
+}
+
 /// The CPU reference decoder's tensor.
 fn cpu_image(img: &[u8]) -> Vec<u8> {
     let im = Image::parse(img).unwrap();
@@ -366,10 +373,11 @@ fn image_real_weights_bf16_and_f16() {
         };
         println!("{what} {elem} {shape:?} on {}", gpu.device_name());
         for (tr, tc) in [(32, 512), (64, 512), (32, 256), (128, 256), (64, 520), (40, 50), (7, 13)] {
-            let img = image_of(&data, elem, &shape, &opts(tr, tc));
-            let got = gpu.decode_image(&img).unwrap_or_else(|e| panic!("{elem} {tr}x{tc}: {e}"));
-            assert!(got == cpu_image(&img), "{elem} {shape:?} {tr}x{tc}: output differs from the CPU decoder");
-            assert!(got == data, "{elem} {shape:?} {tr}x{tc}: output differs from the weights");
+            for (v, img) in images_of(&data, elem, &shape, &opts(tr, tc)).iter().enumerate() {
+                let got = gpu.decode_image(img).unwrap_or_else(|e| panic!("{elem} {tr}x{tc} v{}: {e}", v + 1));
+                assert!(got == cpu_image(img), "{elem} {shape:?} {tr}x{tc} v{}: differs from the CPU decoder", v + 1);
+                assert!(got == data, "{elem} {shape:?} {tr}x{tc} v{}: output differs from the weights", v + 1);
+            }
         }
     }
 }
@@ -391,11 +399,13 @@ fn image_edge_const_and_raw_tiles() {
             (130, 2048, 64, 1024, 64),
         ] {
             let data = mixed_tiles(elem, rows, cols, band, rows as u64 * 31 + cols as u64);
-            let img = image_of(&data, elem, &[rows as u64, cols as u64], &opts(tr, tc));
-            let st = gpu.decode_image_status(&img).unwrap();
-            assert!(st.all_ok(), "{elem} {rows}x{cols} {tr}x{tc}: tile status {:?}", st.tile_status);
-            assert!(st.bytes == cpu_image(&img), "{elem} {rows}x{cols} {tr}x{tc}: output differs from the CPU decoder");
-            assert!(st.bytes == data, "{elem} {rows}x{cols} {tr}x{tc}: output differs from the input");
+            for (v, img) in images_of(&data, elem, &[rows as u64, cols as u64], &opts(tr, tc)).iter().enumerate() {
+                let what = format!("{elem} {rows}x{cols} {tr}x{tc} v{}", v + 1);
+                let st = gpu.decode_image_status(img).unwrap();
+                assert!(st.all_ok(), "{what}: tile status {:?}", st.tile_status);
+                assert!(st.bytes == cpu_image(img), "{what}: output differs from the CPU decoder");
+                assert!(st.bytes == data, "{what}: output differs from the input");
+            }
         }
         // a whole tensor of one kind of tile
         for (what, p0) in [("const", None), ("raw", Some(()))] {

@@ -458,7 +458,11 @@ static bool path_fits(uint32_t kmax, ImagePath p) {
   const ImageConfig c = image_config(kmax, p);
   return c.smem <= (size_t)device_smem_optin() && (!c.smem_luts || kmax <= c.cap);
 }
-static bool path_fits(const tileans_cuda_image& im, ImagePath p) { return path_fits(im.n_tables, p); }
+static bool path_fits(const tileans_cuda_image& im, ImagePath p) { return path_fits(tileans_cuda::image::lut_units(im), p); }
+// Bytes of one LUT of the image (16 KiB, or a pair LUT) and of all of them.
+static size_t lut_bytes(const tileans_cuda_image& im) {
+  return im.version == 2 ? tileans_cuda::image::pair_lut_bytes(im.scale_bits) : TILEANS_CUDA_LUT_BYTES;
+}
 
 // Decode `l` on the device with path p into out (poisoned first, 16 guard bytes after the tensor)
 // and statuses into st. Returns the call's status.
@@ -490,9 +494,12 @@ static bool tail_untouched(const uint8_t* d_out, uint64_t len) {
 
 // An engine-style kernel: one warp decodes tile t into shared memory with its own LUT selector
 // (only the tile's table staged), then copies the packed tile (rows x cols x 2 bytes) out.
-struct OneLut {  // every table number maps to the one staged LUT
+struct OneLut {  // every table number maps to the one staged LUT (a pair LUT for a version-2 image)
   unsigned base;
   __device__ tileans_cuda::SharedLut operator()(unsigned) const { return tileans_cuda::SharedLut{base}; }
+  __device__ tileans_cuda::image::SharedPairLut pairs(unsigned, unsigned) const {
+    return tileans_cuda::image::SharedPairLut{base};
+  }
 };
 template <int ELEM>
 __global__ void engine_image_tile_kernel(const __grid_constant__ tileans_cuda_image im, const unsigned char* img,
@@ -500,15 +507,16 @@ __global__ void engine_image_tile_kernel(const __grid_constant__ tileans_cuda_im
                                          unsigned int* status) {
   extern __shared__ __align__(16) unsigned char sm[];
   using namespace tileans_cuda;
-  u32* lut_s = reinterpret_cast<u32*>(sm);
-  uint8_t* ring = sm + TILEANS_CUDA_LUT_BYTES;
+  const u32 lut_len = im.version == 2 ? image::pair_lut_bytes(im.scale_bits) : (u32)TILEANS_CUDA_LUT_BYTES;
+  uint8_t* ring = sm + lut_len;
   uint8_t* tile_s = ring + image::kRingBytes;
   const image::Tile tl = image::tile_at(im, img, t);
   if (!tl.flags && tl.mode == kModeAns)
-    load_lut_to_smem(lut_s, luts + (u64)tl.table * TILEANS_CUDA_LUT_ENTRIES, lane_id(), 32);
+    for (u32 i = lane_id(); i < lut_len / 16; i += 32)
+      reinterpret_cast<uint4*>(sm)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + (u64)tl.table * (lut_len / 16) + i);
   __syncwarp();
   const u64 rs = (u64)tl.cols * 2;
-  const u32 f = image::decode_tile_rows<ELEM>(tl, OneLut{smem_addr(lut_s)}, im.scale_bits, ring, tile_s, rs);
+  const u32 f = image::decode_tile_rows<ELEM>(tl, OneLut{smem_addr(sm)}, im.scale_bits, ring, tile_s, rs);
   __syncwarp();
   for (u64 i = lane_id(); i < tl.rows * rs; i += 32) out[i] = tile_s[i];
   if (lane_id() == 0) *status = f;
@@ -593,12 +601,12 @@ static void test_image(const Case& c) {
   }
   // first and last tile decoded into shared memory by an engine-style kernel
   if (im.num_tiles) {
-    Dev<uint32_t> luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
+    Dev<uint32_t> luts(tileans_cuda_image_workspace_size(&im) / 4);
     CK(cudaGetLastError());
     const tileans_cuda_status s = tileans_cuda_image_build_luts_async(&im, img.p, luts.p, 0);
     for (uint64_t t : {uint64_t(0), im.num_tiles - 1}) {
       const std::vector<uint8_t> wt = expected_tile(want, im, t);
-      const size_t smem = TILEANS_CUDA_LUT_BYTES + tileans_cuda::image::kRingBytes + ((wt.size() + 15) & ~size_t(15));
+      const size_t smem = lut_bytes(im) + tileans_cuda::image::kRingBytes + ((wt.size() + 15) & ~size_t(15));
       if (smem > (size_t)device_smem_optin()) continue;
       auto k = im.elem_type == 1 ? engine_image_tile_kernel<1> : engine_image_tile_kernel<2>;
       CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, device_smem_optin()));
@@ -845,7 +853,7 @@ static void test_image_batches(const std::vector<Case>& cases, bool quick) {
   for (size_t i = 0; i < cs.size(); ++i) {
     const tileans_cuda_image& im = cs[i].l.f;
     all.push_back(i);
-    if (im.n_tables > cap32) continue;
+    if (tileans_cuda::image::lut_units(im) > cap32) continue;
     fit.push_back(i);
     (im.elem_type == 1 ? bf16 : f16).push_back(i);
   }
@@ -859,7 +867,7 @@ static void test_image_batches(const std::vector<Case>& cases, bool quick) {
                        Sel{"image batch, BF16", &bf16}, Sel{"image batch, F16", &f16}}) {
     if (b.sel->empty()) continue;
     uint32_t kmax = 0;
-    for (size_t i : *b.sel) kmax = std::max(kmax, cs[i].l.f.n_tables);
+    for (size_t i : *b.sel) kmax = std::max(kmax, tileans_cuda::image::lut_units(cs[i].l.f));
     for (ImagePath p : kImagePaths)
       if (path_fits(kmax, p))
         image_batch(cs, *b.sel, p, b.what, stream, p == ImagePath::kAuto && b.sel->size() > 1 && b.sel != &bf16);
@@ -1004,10 +1012,11 @@ __global__ void image_seq_kernel(const __grid_constant__ tileans_cuda_image im, 
                                  const unsigned int* luts, unsigned char* out, unsigned int* status, unsigned int n) {
   extern __shared__ __align__(16) unsigned char sm[];
   using namespace tileans_cuda;
-  for (u32 i = lane_id(); i < im.n_tables * (TILEANS_CUDA_LUT_ENTRIES / 4); i += 32)
+  const u32 units = image::lut_units(im);
+  for (u32 i = lane_id(); i < units * (TILEANS_CUDA_LUT_ENTRIES / 4); i += 32)
     reinterpret_cast<uint4*>(sm)[i] = __ldg(reinterpret_cast<const uint4*>(luts) + i);
   __syncwarp();
-  void* ring = sm + im.n_tables * TILEANS_CUDA_LUT_BYTES;
+  void* ring = sm + units * TILEANS_CUDA_LUT_BYTES;
   const u64 rs = im.cols * 2;
   for (u64 t = 0; t < n; ++t) {
     const image::Tile tl = image::tile_at(im, img, t);
@@ -1104,10 +1113,10 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
   }
   // one warp, the first 64 tiles in sequence
   const unsigned seq = (unsigned)std::min<uint64_t>(64, T);
-  const size_t smem_seq = (size_t)im.n_tables * TILEANS_CUDA_LUT_BYTES + tileans_cuda::image::kRingBytes;
+  const size_t smem_seq = tileans_cuda_image_workspace_size(&im) + tileans_cuda::image::kRingBytes;
   double us_tile = -1;
   if (smem_seq <= (size_t)device_smem_optin()) {
-    Dev<uint32_t> luts((size_t)im.n_tables * TILEANS_CUDA_LUT_ENTRIES);
+    Dev<uint32_t> luts(tileans_cuda_image_workspace_size(&im) / 4);
     if (tileans_cuda_image_build_luts_async(&im, imgs[0], luts.p, s) != TILEANS_CUDA_OK) {
       verdict(false, "bench " + g + ".tai", "LUT build");
       return release();

@@ -74,17 +74,6 @@ __host__ __device__ constexpr u32 streams(u32 S) { return S == 3 ? 2 : 1; }
 __host__ __device__ constexpr u32 head_bytes(u32 S) { return 128 * (states(S) + streams(S)); }
 
 // ---- device -----------------------------------------------------------------------------------
-__device__ __forceinline__ uint2 lds_u64x2(u32 a) {
-  uint2 v;
-  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ u32 lop3_or_and(u32 a, u32 b, u32 c) {  // a | (b & c)
-  u32 d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xF8;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
 // 4 pair steps of one lane from a window of its next four words (the single-symbol decode8 of
 // tileans_cuda_image.cuh with a u64 entry): hi[] gets the pairs' exponent words.
 template <int S, bool NOCONF = false>
@@ -99,7 +88,7 @@ __device__ __forceinline__ void decode4p(u32 (&xs_)[S], ti::LaneRing& wr, u32 lu
   for (int u = 0; u < 4; ++u) {
     u32& x = xs_[u % S];
     const u32 slot = NOCONF ? (x & (kSlots - 16u)) | (tileans_cuda::lane_id() & 15u) : x & (kSlots - 1u);
-    const uint2 ee = lds_u64x2(lut_s + (slot << 3));
+    const uint2 ee = ti::lds_u32x2(lut_s + (slot << 3));
     const u32 q = __umulhi(x, 1u << (32 - kScaleBits));
     const u32 xn = (ee.x & 0xFFFFu) * q + (ee.x >> 16);
     const u32 w = __byte_perm(bl, bh, selw);
@@ -111,12 +100,11 @@ __device__ __forceinline__ void decode4p(u32 (&xs_)[S], ti::LaneRing& wr, u32 lu
   wr.p += (selw & 0xFu) >> 1;
 }
 
-// BF16 pair from the exponent word and raw bytes RB, RB+1 of rw (sign in bit 7): byte 1 and 3 of
-// the PRMT are the sign-replicated raw bytes, masked to the sign bit.
+// BF16 pair from the exponent word and raw bytes RB, RB+1 of rw (sign in bit 7): the pair
+// image's unit assembly (tileans_cuda_image.cuh, FORMAT.md 11.1), which this prototype measured.
 template <int RB>
 __device__ __forceinline__ u32 pair_bf16(u32 hi, u32 rw) {
-  constexpr u32 sel = RB | ((RB | 8) << 4) | ((RB + 1) << 8) | (((RB + 1) | 8) << 12);
-  return lop3_or_and(hi, __byte_perm(rw, 0, sel), 0x807F807Fu);
+  return ti::pair_units_v2<1, RB>(hi, rw);
 }
 
 struct PP {
