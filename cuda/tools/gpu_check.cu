@@ -1026,16 +1026,19 @@ __global__ void image_seq_kernel(const __grid_constant__ tileans_cuda_image im, 
   }
 }
 
-// The device image DIR/G.tai: R copies decoded as one batch through the public API
+// The device image DIR/G.tai (or G.tap, its pair image: FORMAT.md 11.1): R copies decoded as one
+// batch through the public API
 // (tileans_cuda_image_prepare_async once, tileans_cuda_image_decode_batch_async timed), checked
 // bit-exact against raw.bin; one copy alone through tileans_cuda_image_decode_async (LUT build
 // included, timed); one warp decoding the first 64 tiles in sequence. Appends a table row.
-static void bench_image(const std::string& dir, const std::string& g, const std::vector<uint8_t>& raw, size_t R,
-                        int reps, double copy_gbs, cudaStream_t s, std::vector<std::string>& rows) {
-  LoadedImage l = load_image(dir + "/" + g + ".tai");
+static void bench_image(const std::string& dir, const std::string& g, const std::string& ext,
+                        const std::vector<uint8_t>& raw, size_t R, int reps, double copy_gbs, cudaStream_t s,
+                        std::vector<std::string>& rows) {
+  const std::string name = g + ext;
+  LoadedImage l = load_image(dir + "/" + name);
   const tileans_cuda_image& im = l.f;
   if (l.st != TILEANS_CUDA_OK || im.decoded_len != raw.size()) {
-    verdict(false, "bench " + g + ".tai", std::string("parse or size: ") + tileans_cuda_status_str(l.st));
+    verdict(false, "bench " + name + "", std::string("parse or size: ") + tileans_cuda_status_str(l.st));
     return;
   }
   const double bits = l.bytes.size() * 8.0 / (raw.size() / 2.0);
@@ -1065,7 +1068,7 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
   tileans_cuda_status ps = tileans_cuda_image_prepare_async(items.data(), R, wb.p, wsb, &plan, s);
   CK(cudaStreamSynchronize(s));
   if (ps != TILEANS_CUDA_OK) {
-    verdict(false, "bench " + g + ".tai batch prepare", tileans_cuda_status_str(ps));
+    verdict(false, "bench " + name + " batch prepare", tileans_cuda_status_str(ps));
     return release();
   }
   tileans_cuda_status ls = TILEANS_CUDA_OK;
@@ -1082,14 +1085,14 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
     CK(cudaMemcpy(got.data(), outs[i], raw.size(), cudaMemcpyDeviceToHost));
     if (got != raw) {
       ok = false;
-      std::printf("%s.tai copy %zu: %s\n", g.c_str(), i, first_diff(got, raw).c_str());
+      std::printf("%s copy %zu: %s\n", name.c_str(), i, first_diff(got, raw).c_str());
     }
     std::vector<uint32_t> st(T);
     CK(cudaMemcpy(st.data(), sts[i], T * 4, cudaMemcpyDeviceToHost));
     all_st.insert(all_st.end(), st.begin(), st.end());
   }
   ok = ok && std::all_of(all_st.begin(), all_st.end(), [](uint32_t x) { return x == 0; });
-  verdict(ok, "bench " + g + ".tai batch output bit-exact", status_summary(all_st));
+  verdict(ok, "bench " + name + " batch output bit-exact", status_summary(all_st));
   const double gbs = R * raw.size() / ms / 1e6;
   // one image through the public single-image entry point (LUT build + decode), checked too
   const size_t wsl = tileans_cuda_image_workspace_size(&im);
@@ -1109,7 +1112,7 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
     std::vector<uint32_t> st(T);
     CK(cudaMemcpy(st.data(), sts[0], T * 4, cudaMemcpyDeviceToHost));
     verdict(ss == TILEANS_CUDA_OK && got == raw && std::all_of(st.begin(), st.end(), [](uint32_t x) { return x == 0; }),
-            "bench " + g + ".tai decode_async output bit-exact", first_diff(got, raw) + "; " + status_summary(st));
+            "bench " + name + " decode_async output bit-exact", first_diff(got, raw) + "; " + status_summary(st));
   }
   // one warp, the first 64 tiles in sequence
   const unsigned seq = (unsigned)std::min<uint64_t>(64, T);
@@ -1118,7 +1121,7 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
   if (smem_seq <= (size_t)device_smem_optin()) {
     Dev<uint32_t> luts(tileans_cuda_image_workspace_size(&im) / 4);
     if (tileans_cuda_image_build_luts_async(&im, imgs[0], luts.p, s) != TILEANS_CUDA_OK) {
-      verdict(false, "bench " + g + ".tai", "LUT build");
+      verdict(false, "bench " + name + "", "LUT build");
       return release();
     }
     auto k = im.elem_type == 1 ? image_seq_kernel<1> : image_seq_kernel<2>;
@@ -1127,18 +1130,18 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
                                   std::max(3, reps / 4), s);
     std::vector<uint32_t> st1(seq);
     CK(cudaMemcpy(st1.data(), sts[0], seq * 4, cudaMemcpyDeviceToHost));
-    verdict(std::all_of(st1.begin(), st1.end(), [](uint32_t x) { return x == 0; }), "bench " + g + ".tai tile ok");
+    verdict(std::all_of(st1.begin(), st1.end(), [](uint32_t x) { return x == 0; }), "bench " + name + " tile ok");
     us_tile = ms_seq * 1000.0 / seq;
     int clk_khz = 0;
     CK(cudaDeviceGetAttribute(&clk_khz, cudaDevAttrClockRate, 0));
-    const double steps = 8.0 * im.tile_rows * ((im.tile_cols + 255) / 256);  // per lane
+    const double steps = (im.version == 2 ? 4.0 : 8.0) * im.tile_rows * ((im.tile_cols + 255) / 256);  // per lane
     std::printf("%-10s image, one warp, one tile at a time: %.2f us/tile (%.0f cycles per step at %d MHz)\n",
-                g.c_str(), us_tile, us_tile * clk_khz / 1e3 / steps, clk_khz / 1000);
+                name.c_str(), us_tile, us_tile * clk_khz / 1e3 / steps, clk_khz / 1000);
   }
-  std::printf("%-10s image batch of %zu (public API): %s\n", g.c_str(), R, plan_str(plan).c_str());
+  std::printf("%-10s image batch of %zu (public API): %s\n", name.c_str(), R, plan_str(plan).c_str());
   std::printf("%-10s image: batch of %zu %.0f GB/s (decode_batch_async, %.3f ms); one image %.0f GB/s "
               "(decode_async incl. LUT build, %.3f ms)\n",
-              g.c_str(), R, gbs, ms, raw.size() / ms1 / 1e6, ms1);
+              name.c_str(), R, gbs, ms, raw.size() / ms1 / 1e6, ms1);
   const double syms_tile = (double)raw.size() / 2 / T;
   char tpb[16], ust[16], tgb[16];
   std::snprintf(tpb, sizeof tpb, "w%u", plan.warps);
@@ -1146,7 +1149,7 @@ static void bench_image(const std::string& dir, const std::string& g, const std:
   std::snprintf(tgb, sizeof tgb, us_tile < 0 ? "-" : "%.0f", syms_tile * 2 / us_tile / 1e3);
   char buf[400];
   std::snprintf(buf, sizeof buf, "%-10s %6.3f %6llu %5s %6.3f %7.0f %6.3f %7.0f %8s %8s %7s %8s %5.0f%% %s",
-                (g + ".tai").c_str(), bits, (unsigned long long)T, tpb, ms, gbs, ms1, raw.size() / ms1 / 1e6, ust, tgb,
+                name.c_str(), bits, (unsigned long long)T, tpb, ms, gbs, ms1, raw.size() / ms1 / 1e6, ust, tgb,
                 "-", "-", 100.0 * gbs / (copy_gbs / (1.0 + bits / 16.0)), ok ? "yes" : "NO");
   rows.push_back(buf);
   std::printf("%s\n", buf);
@@ -1273,9 +1276,10 @@ static int run_bench(const std::string& dir, const std::vector<std::string>& geo
       cudaFree(dsts[i]);
     }
   }
-  // device images beside the frames (gpu_suite bench-prep writes G.tai next to G.tan)
+  // device images beside the frames (gpu_suite bench-prep writes G.tai and G.tap next to G.tan)
   for (const std::string& g : geoms)
-    if (std::ifstream(dir + "/" + g + ".tai").good()) bench_image(dir, g, raw, R, reps, copy_gbs, s, rows);
+    for (const char* ext : {".tai", ".tap"})
+      if (std::ifstream(dir + "/" + g + ext).good()) bench_image(dir, g, ext, raw, R, reps, copy_gbs, s, rows);
   std::printf("\n# %s; copy bound %.0f GB/s read+write; elements per frame %zu, %zu frames per batched launch\n",
               prop.name, copy_gbs, raw.size() / 2, R);
   std::printf("# bulk: batched launch of 4 frames (GB/s of BF16 output); one: decode_async of 1 frame incl. LUT "
