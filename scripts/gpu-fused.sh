@@ -39,7 +39,7 @@
 #
 # Environment: OUT (results folder, default /tmp/fused-out), CARRY (default .fused-carry),
 # WEIGHTS (the generated matrices, default /tmp/fused-weights), PREBUILT (skip the build),
-# QUICK=1 (fewer check shapes); SWEEP=0, TILES=0, NCU=0 skip those parts.
+# QUICK=1 (fewer check shapes); SWEEP=0, TILES=0, NCU=0, NCU_PAIRS=0 skip those parts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/fused-out}
@@ -224,6 +224,17 @@ if [ "${NCU:-1}" = 1 ] && command -v ncu > /dev/null; then
       grep -E "^ +[A-Za-z]|tileans_|==PROF==|==ERR|==WARN" | grep -vE "^ +(OPT|INF|WRN|----)" | head -150 >> "$OUT/sass.txt"
   done
   echo "ncu: $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
+fi
+# ---- Nsight Compute of the pair-image GEMV (8192 x 8192, M = 1): instructions per weight, DRAM
+# bytes, occupancy, issue and pipe utilisation (NCU_PAIRS=0 skips it) ---------------------------------
+if [ "${NCU_PAIRS:-1}" = 1 ] && command -v ncu > /dev/null; then
+  t0=$(date +%s)
+  timeout 180 ncu --clock-control none -k regex:tileans_gemv_m1 -c 1 --section SpeedOfLight --section Occupancy \
+    --section LaunchStats --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
+    --section MemoryWorkloadAnalysis --metrics smsp__inst_executed.sum,dram__bytes_read.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum \
+    "$B/fused_check" "$W" bench --image-only --image-ext .tap --m 1 8192 8192 2>&1 |
+    grep -E "^ +[A-Za-z]|tileans_|==PROF==|==ERR|==WARN" | grep -vE "^ +(OPT|INF|WRN|----)" | head -200 > "$OUT/ncu-pairs.txt"
+  echo "ncu (pair image GEMV): $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
 fi
 grep -c PASS "$OUT/check.txt" | sed 's/^/check PASS lines: /'
 grep -c PASS "$OUT/check-pairs.txt" | sed 's/^/check (pair images) PASS lines: /'

@@ -586,12 +586,13 @@ mod build {
 
     /// The record of tile `t` of `frame` in image version `version`: both planes decoded (and
     /// checked) with the CPU decoder, plane 1 in the raw block layout; `ans` codes plane 0 of an
-    /// ANS tile (its frame table given), returning the word count and the record.
+    /// ANS tile (its frame table given), returning the image's table for it, the word count and
+    /// the record.
     fn tile_record(
         frame: &Frame,
         t: u64,
         version: u16,
-        ans: impl FnOnce(&Plane0, u8, &[u8]) -> Result<(u32, Vec<u8>), Error>,
+        ans: impl FnOnce(&Plane0, u8, &[u8]) -> Result<(u8, u32, Vec<u8>), Error>,
     ) -> Result<ImageTile, Error> {
         check_frame(frame)?;
         let p = Plane0::decode(frame, t)?;
@@ -603,8 +604,8 @@ mod build {
             mode @ TileMode::Raw => (mode, [p.block(&p.p0), block1].concat()),
             mode @ TileMode::Const { .. } => (mode, block1),
             TileMode::Ans { table: tid, .. } => {
-                let (words, rec) = ans(&p, tid, &block1)?;
-                (TileMode::Ans { table: tid, words }, rec)
+                let (table, words, rec) = ans(&p, tid, &block1)?;
+                (TileMode::Ans { table, words }, rec)
             }
         };
         debug_assert_eq!(bytes.len() as u64, record_len(mode, &p.e));
@@ -661,7 +662,8 @@ mod build {
                 out.extend(p.lane_symbols(l, pad).map(u16::from));
                 Ok(())
             };
-            ans_record(&enc, frame.scale_bits(), p.lane_units(), codes, block1)
+            let (words, rec) = ans_record(&enc, frame.scale_bits(), p.lane_units(), codes, block1)?;
+            Ok((tid, words, rec))
         })
     }
 
@@ -670,7 +672,7 @@ mod build {
         frame: &Frame,
         version: u16,
         scale_bits: u8,
-        mut tables: Vec<u8>,
+        (n_tables, mut tables): (usize, Vec<u8>),
         tiles: &[ImageTile],
     ) -> Result<Vec<u8>, Error> {
         check_frame(frame)?;
@@ -694,7 +696,7 @@ mod build {
         for v in [frame.rows(), frame.cols(), frame.num_tiles()] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&(frame_tables(frame) as u32).to_le_bytes());
+        out.extend_from_slice(&(n_tables as u32).to_le_bytes());
         out.extend_from_slice(&(tables.len() as u32).to_le_bytes());
         out.extend_from_slice(&(total as u64).to_le_bytes());
         out.extend_from_slice(&0u64.to_le_bytes()); // the checksum, below
@@ -726,7 +728,7 @@ mod build {
             let len = table::validate(bytes, frame.scale_bits()).expect("validated by Frame::parse");
             tables.extend_from_slice(&bytes[..len]);
         }
-        write_image(frame, IMAGE_VERSION, frame.scale_bits(), tables, tiles)
+        write_image(frame, IMAGE_VERSION, frame.scale_bits(), (frame_tables(frame), tables), tiles)
     }
 
     /// The version-1 device image of `frame` (BF16 or F16), tile by tile on this thread. The
@@ -740,8 +742,8 @@ mod build {
     /// Distinct pairs a pair table holds at most: `2^13`, every entry at least 1.
     const MAX_PAIRS: usize = 1 << PAIR_SCALE_BITS;
 
-    /// The error of a frame table whose tiles hold more than [`MAX_PAIRS`] distinct pairs, one
-    /// message per table so that it names the table.
+    /// The error of a pair table whose tiles hold more than [`MAX_PAIRS`] distinct pairs, one
+    /// message per frame table (per-table grouping) so that it names the table.
     const TOO_MANY_PAIRS: [&str; MAX_TABLES] = {
         macro_rules! each {
             ($($k:literal)*) => {
@@ -753,6 +755,20 @@ mod build {
         }
         each!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
     };
+    /// The same for the one table of all tiles ([`PairGrouping::OneTable`]).
+    const TOO_MANY_PAIRS_ONE: &str =
+        "version-2 image: the frame's tiles hold more than 8192 distinct symbol pairs (build a version-1 image)";
+
+    /// Which tiles share a pair table (section 11.1 leaves it to the encoder).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum PairGrouping {
+        /// One pair table for every ANS tile (the default): one 64 KiB GPU decode table, which a
+        /// block stages in shared memory beside 32 warps' word rings (four would not fit).
+        OneTable,
+        /// One pair table per plane-0 table of the frame, in its numbering (a smaller image when
+        /// the frame's tables differ much; a GPU then reads more than two from L1).
+        PerFrameTable,
+    }
 
     /// Pair tables or counts that do not belong to the frame they are used with.
     const OTHER_FRAME: Error = Error::BadOption("version-2 image: pair tables or counts of another frame");
@@ -806,6 +822,15 @@ mod build {
             Ok(())
         }
 
+        /// The counts of every tile of `frame`, on this thread.
+        pub fn from_frame(frame: &Frame) -> Result<PairCounts, Error> {
+            let mut counts = PairCounts::new();
+            for t in 0..frame.num_tiles() {
+                counts.add_tile(frame, t)?;
+            }
+            Ok(counts)
+        }
+
         /// Add the counts of `other` (of other tiles of the same frame).
         pub fn merge(&mut self, other: &PairCounts) {
             for (k, c) in other.tables.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
@@ -815,11 +840,13 @@ mod build {
         }
     }
 
-    /// The pair tables of a frame's version-2 image, one per plane-0 table of the frame, and
-    /// what the encoder needs of them.
+    /// The pair tables of a frame's version-2 image (one, or one per plane-0 table of the frame:
+    /// [`PairGrouping`]) and what the encoder needs of them.
     #[derive(Clone)]
     pub struct PairTables {
         tables: Vec<PairTable>,
+        /// Per plane-0 table of the frame: its pair table and the symbol of its padding units.
+        of_frame_table: Vec<(u8, u8)>,
     }
 
     #[derive(Clone)]
@@ -830,11 +857,35 @@ mod build {
         /// Encoder entry of each key, and the entry number of every key ([`ABSENT`] if none).
         enc: Vec<EncSym>,
         index: Vec<u16>,
-        /// The symbol of padding units.
-        pad: u8,
     }
 
     const ABSENT: u16 = u16::MAX;
+
+    impl PairTable {
+        /// The table of pair counts `c` (65536 by key, or empty): normalised to `2^13`, every
+        /// pair seen at least 1; no pair seen gives the padding pair alone.
+        fn quantised(c: &[u64], pad: u8, too_many: &'static str) -> Result<PairTable, Error> {
+            let (mut keys, mut n): (Vec<u16>, Vec<u64>) =
+                c.iter().enumerate().filter(|(_, &n)| n > 0).map(|(key, &n)| (key as u16, n)).unzip();
+            if keys.is_empty() {
+                (keys, n) = (vec![u16::from(pad) << 8 | u16::from(pad)], vec![1]);
+            }
+            if keys.len() > MAX_PAIRS {
+                return Err(Error::BadOption(too_many));
+            }
+            let mut freqs = vec![0u32; keys.len()];
+            table::quantize_into(&n, &vec![true; keys.len()], PAIR_SCALE_BITS, &mut freqs);
+            let mut index = vec![ABSENT; 1 << 16];
+            let mut enc = Vec::with_capacity(keys.len());
+            let mut cum = 0;
+            for (i, (&key, &f)) in keys.iter().zip(&freqs).enumerate() {
+                index[key as usize] = i as u16;
+                enc.push(enc_sym(f, cum, PAIR_SCALE_BITS));
+                cum += f;
+            }
+            Ok(PairTable { keys, freqs, enc, index })
+        }
+    }
 
     impl core::fmt::Debug for PairTables {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -844,54 +895,51 @@ mod build {
     }
 
     impl PairTables {
-        /// Normalise the pair counts of `frame`'s tiles to tables of `2^13`
-        /// ([`PAIR_SCALE_BITS`]), every pair seen getting at least 1, at the least coded size
-        /// for these counts. A table no ANS tile uses holds the padding pair alone. A table
-        /// with more than 8192 distinct pairs is an error naming it (`Error::BadOption`): such
-        /// a frame has no version-2 image.
+        /// Normalise the pair counts of `frame`'s tiles to one table of `2^13`
+        /// ([`PAIR_SCALE_BITS`], [`PairGrouping::OneTable`]), every pair seen getting at least
+        /// 1, at the least coded size for these counts. More than 8192 distinct pairs is an
+        /// error (`Error::BadOption`): such a frame has no version-2 image.
         pub fn new(frame: &Frame, counts: &PairCounts) -> Result<PairTables, Error> {
+            Self::grouped(frame, counts, PairGrouping::OneTable)
+        }
+
+        /// [`Self::new`] with the tables grouped as `grouping` says; with
+        /// [`PairGrouping::PerFrameTable`] the error names the frame table at fault. A table no
+        /// ANS tile uses holds the padding pair alone.
+        pub fn grouped(frame: &Frame, counts: &PairCounts, grouping: PairGrouping) -> Result<PairTables, Error> {
             check_frame(frame)?;
             let k = frame_tables(frame);
             if counts.tables.len() > k {
                 return Err(OTHER_FRAME);
             }
-            let mut tables = Vec::with_capacity(k);
-            for (tid, too_many) in TOO_MANY_PAIRS.iter().enumerate().take(k) {
-                let pad = pad_symbol(frame, tid as u8);
-                let c = counts.tables.get(tid).map_or(&[][..], |c| &c[..]);
-                let (mut keys, mut n): (Vec<u16>, Vec<u64>) =
-                    c.iter().enumerate().filter(|(_, &n)| n > 0).map(|(key, &n)| (key as u16, n)).unzip();
-                if keys.is_empty() {
-                    (keys, n) = (vec![u16::from(pad) << 8 | u16::from(pad)], vec![1]);
+            let pads: Vec<u8> = (0..k).map(|tid| pad_symbol(frame, tid as u8)).collect();
+            let counts_of = |tid: usize| counts.tables.get(tid).map_or(&[][..], |c| &c[..]);
+            let (tables, of_frame_table) = match grouping {
+                PairGrouping::PerFrameTable => (
+                    (0..k)
+                        .map(|tid| PairTable::quantised(counts_of(tid), pads[tid], TOO_MANY_PAIRS[tid]))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    (0..k).map(|tid| (tid as u8, pads[tid])).collect(),
+                ),
+                PairGrouping::OneTable if k == 0 => (Vec::new(), Vec::new()),
+                PairGrouping::OneTable => {
+                    let mut all = vec![0u64; 1 << 16];
+                    for tid in 0..k {
+                        all.iter_mut().zip(counts_of(tid)).for_each(|(a, b)| *a += b);
+                    }
+                    let one = PairTable::quantised(&all, pads[0], TOO_MANY_PAIRS_ONE)?;
+                    (vec![one], pads.iter().map(|&p| (0, p)).collect())
                 }
-                if keys.len() > MAX_PAIRS {
-                    return Err(Error::BadOption(too_many));
-                }
-                let mut freqs = vec![0u32; keys.len()];
-                table::quantize_into(&n, &vec![true; keys.len()], PAIR_SCALE_BITS, &mut freqs);
-                let mut index = vec![ABSENT; 1 << 16];
-                let mut enc = Vec::with_capacity(keys.len());
-                let mut cum = 0;
-                for (i, (&key, &f)) in keys.iter().zip(&freqs).enumerate() {
-                    index[key as usize] = i as u16;
-                    enc.push(enc_sym(f, cum, PAIR_SCALE_BITS));
-                    cum += f;
-                }
-                tables.push(PairTable { keys, freqs, enc, index, pad });
-            }
-            Ok(PairTables { tables })
+            };
+            Ok(PairTables { tables, of_frame_table })
         }
 
         /// [`Self::new`] with the counts of every tile of `frame`, on this thread.
         pub fn from_frame(frame: &Frame) -> Result<PairTables, Error> {
-            let mut counts = PairCounts::new();
-            for t in 0..frame.num_tiles() {
-                counts.add_tile(frame, t)?;
-            }
-            PairTables::new(frame, &counts)
+            PairTables::new(frame, &PairCounts::from_frame(frame)?)
         }
 
-        /// Number of tables (the frame's plane-0 tables).
+        /// Number of pair tables (1, or the frame's plane-0 tables; 0 when plane 0 is not coded).
         pub fn len(&self) -> usize {
             self.tables.len()
         }
@@ -899,6 +947,15 @@ mod build {
         /// Whether there are none (plane 0 of the frame is not coded).
         pub fn is_empty(&self) -> bool {
             self.tables.is_empty()
+        }
+
+        /// Whether these are tables for `frame` (made for as many plane-0 tables).
+        fn fit(&self, frame: &Frame) -> Result<(), Error> {
+            if self.of_frame_table.len() == frame_tables(frame) {
+                Ok(())
+            } else {
+                Err(OTHER_FRAME)
+            }
         }
 
         /// The stored tables (section 11.1), one after the other.
@@ -919,13 +976,12 @@ mod build {
     /// its two planes decoded (and checked) with the CPU decoder, plane 0 re-encoded lane by
     /// lane as pairs of units, plane 1 with the BF16 sign in bit 7 (section 11.1).
     pub fn build_tile_pairs(frame: &Frame, t: u64, tables: &PairTables) -> Result<ImageTile, Error> {
-        if tables.len() != frame_tables(frame) {
-            return Err(OTHER_FRAME);
-        }
+        tables.fit(frame)?;
         tile_record(frame, t, IMAGE_VERSION_PAIRS, |p, tid, block1| {
-            let pt = &tables.tables[tid as usize];
+            let (table, pad) = tables.of_frame_table[tid as usize];
+            let pt = &tables.tables[table as usize];
             let codes = |l, out: &mut Vec<u16>| {
-                for key in p.lane_pairs(l, pt.pad) {
+                for key in p.lane_pairs(l, pad) {
                     match pt.index[key as usize] {
                         ABSENT => return Err(OTHER_FRAME),
                         i => out.push(i),
@@ -933,7 +989,8 @@ mod build {
                 }
                 Ok(())
             };
-            ans_record(&pt.enc, PAIR_SCALE_BITS, p.lane_units() / 2, codes, block1)
+            let (words, rec) = ans_record(&pt.enc, PAIR_SCALE_BITS, p.lane_units() / 2, codes, block1)?;
+            Ok((table, words, rec))
         })
     }
 
@@ -941,18 +998,21 @@ mod build {
     /// the pair tables and the index.
     pub fn assemble_pairs(frame: &Frame, tables: &PairTables, tiles: &[ImageTile]) -> Result<Vec<u8>, Error> {
         check_frame(frame)?;
-        if tables.len() != frame_tables(frame) {
-            return Err(OTHER_FRAME);
-        }
-        write_image(frame, IMAGE_VERSION_PAIRS, PAIR_SCALE_BITS, tables.stored(), tiles)
+        tables.fit(frame)?;
+        write_image(frame, IMAGE_VERSION_PAIRS, PAIR_SCALE_BITS, (tables.len(), tables.stored()), tiles)
     }
 
     /// The version-2 device image ("pair image", `docs/FORMAT.md` section 11.1) of `frame`
-    /// (BF16 or F16), on this thread: the pair tables from every ANS tile, then every tile. The
-    /// frame is decoded and checked on the way. `Error::BadOption` naming the table when a
-    /// frame table's tiles hold more than 8192 distinct pairs (then use [`build`]).
+    /// (BF16 or F16), on this thread: one pair table from every ANS tile, then every tile. The
+    /// frame is decoded and checked on the way. `Error::BadOption` when the tiles hold more than
+    /// 8192 distinct pairs (then use [`build`]).
     pub fn build_pairs(frame: &Frame) -> Result<Vec<u8>, Error> {
-        let tables = PairTables::from_frame(frame)?;
+        build_pairs_grouped(frame, PairGrouping::OneTable)
+    }
+
+    /// [`build_pairs`] with the pair tables grouped as `grouping` says.
+    pub fn build_pairs_grouped(frame: &Frame, grouping: PairGrouping) -> Result<Vec<u8>, Error> {
+        let tables = PairTables::grouped(frame, &PairCounts::from_frame(frame)?, grouping)?;
         let tiles =
             (0..frame.num_tiles()).map(|t| build_tile_pairs(frame, t, &tables)).collect::<Result<Vec<_>, _>>()?;
         assemble_pairs(frame, &tables, &tiles)

@@ -9,13 +9,23 @@ mod support;
 use proptest::prelude::*;
 use support::{make_data, reseal_image, Fill, Rng};
 use tileans::image::{
-    self, Image, PairCounts, PairTables, IMAGE_HEADER_BYTES, IMAGE_VERSION, IMAGE_VERSION_PAIRS, PAIR_SCALE_BITS,
+    self, Image, PairCounts, PairGrouping, PairTables, IMAGE_HEADER_BYTES, IMAGE_VERSION, IMAGE_VERSION_PAIRS,
+    PAIR_SCALE_BITS,
 };
 use tileans::{encode, Corruption, ElemType, EncodeOptions, Error, Frame, TileMode};
 
 type Build = fn(&Frame) -> Result<Vec<u8>, Error>;
-/// Each image version and its builder.
-const VERSIONS: [(u16, Build); 2] = [(IMAGE_VERSION, image::build), (IMAGE_VERSION_PAIRS, image::build_pairs)];
+/// Version 2 with one pair table per frame table (several tables, as the format allows).
+fn build_pairs_per_table(f: &Frame) -> Result<Vec<u8>, Error> {
+    image::build_pairs_grouped(f, PairGrouping::PerFrameTable)
+}
+/// Each image version and its builder: version 1, version 2 with one pair table (the default),
+/// version 2 with a pair table per frame table.
+const VERSIONS: [(u16, Build); 3] = [
+    (IMAGE_VERSION, image::build),
+    (IMAGE_VERSION_PAIRS, image::build_pairs),
+    (IMAGE_VERSION_PAIRS, build_pairs_per_table),
+];
 
 fn opts(tile_rows: u32, tile_cols: u32, max_tables: u8) -> EncodeOptions {
     EncodeOptions { tile_rows, tile_cols, max_tables, adapt_tile_shape: false, ..EncodeOptions::default() }
@@ -27,8 +37,8 @@ fn frame_bytes(elem: ElemType, rows: u64, cols: u64, fill: Fill, seed: u64, o: &
 }
 
 /// Build each version's image of the frame of `data`, check that it decodes to `data` whole and
-/// tile by tile; returns the images (version 1, version 2).
-fn round_trip_frame(fb: &[u8], data: &[u8], what: &str) -> [Vec<u8>; 2] {
+/// tile by tile; returns the images (as VERSIONS lists them).
+fn round_trip_frame(fb: &[u8], data: &[u8], what: &str) -> [Vec<u8>; 3] {
     let frame = Frame::parse(fb).unwrap();
     VERSIONS.map(|(version, build)| {
         let img = build(&frame).unwrap();
@@ -50,7 +60,7 @@ fn round_trip_frame(fb: &[u8], data: &[u8], what: &str) -> [Vec<u8>; 2] {
     })
 }
 
-fn image_round_trip(elem: ElemType, rows: u64, cols: u64, fill: Fill, seed: u64, o: &EncodeOptions) -> [Vec<u8>; 2] {
+fn image_round_trip(elem: ElemType, rows: u64, cols: u64, fill: Fill, seed: u64, o: &EncodeOptions) -> [Vec<u8>; 3] {
     let (fb, data) = frame_bytes(elem, rows, cols, fill, seed, o);
     round_trip_frame(&fb, &data, &format!("{elem} {rows}x{cols} {fill:?}"))
 }
@@ -109,8 +119,9 @@ fn mixed_tile_modes_round_trip() {
     assert!(modes.iter().any(|m| matches!(m, TileMode::Const { .. })), "{modes:?}");
     assert!(modes.iter().any(|m| matches!(m, TileMode::Raw)), "{modes:?}");
     assert!(frame.tables_in_plane(0) > 1);
-    let [_, v2] = round_trip_frame(&fb, &data, "mixed");
-    assert_eq!(Image::parse(&v2).unwrap().num_tables(), frame.tables_in_plane(0));
+    let [_, one, per_table] = round_trip_frame(&fb, &data, "mixed");
+    assert_eq!(Image::parse(&one).unwrap().num_tables(), 1);
+    assert_eq!(Image::parse(&per_table).unwrap().num_tables(), frame.tables_in_plane(0));
 }
 
 #[test]
@@ -150,7 +161,8 @@ fn banded_frame(rows: usize, cols: usize, seed: u64, o: &EncodeOptions) -> (Vec<
 /// A BF16 image of several tiles (ANS tiles of two tables, edge tiles), and its tensor.
 fn small_image(version: u16) -> (Vec<u8>, Vec<u8>) {
     let (fb, data) = banded_frame(70, 600, 11, &opts(32, 512, 2));
-    let build = VERSIONS[version as usize - 1].1;
+    // version 2 with its two frame tables' pair tables (two tables to validate)
+    let build = if version == IMAGE_VERSION { image::build } else { build_pairs_per_table };
     (build(&Frame::parse(&fb).unwrap()).unwrap(), data)
 }
 
@@ -318,8 +330,11 @@ fn image_is_close_to_the_frame_size() {
         assert!(extra > 0.0 && extra < 0.2, "image costs {extra:.3} bits/weight more than the frame");
     }
     // 13-bit pair tables code the pairs about as well as the frame's 12-bit tables code units
-    let v2_extra = (sizes[1] - sizes[0]) * 8.0 / weights;
-    assert!(v2_extra.abs() < 0.02, "the pair image costs {v2_extra:.4} bits/weight more");
+    // (one pair table for the four frame tables costs about as much again)
+    for v2 in &sizes[1..] {
+        let v2_extra = (v2 - sizes[0]) * 8.0 / weights;
+        assert!(v2_extra.abs() < 0.03, "the pair image costs {v2_extra:.4} bits/weight more");
+    }
 }
 
 /// Rewrite a version-2 image's table area (same length; the rest zero-padded, or `pad`) and
@@ -423,8 +438,10 @@ fn too_many_distinct_pairs_is_an_error_naming_the_table() {
     assert!((0..frame.num_tiles()).all(|t| matches!(frame.tile_mode(t, 0).unwrap(), TileMode::Ans { .. })));
     let err = image::build_pairs(&frame).unwrap_err();
     assert!(matches!(err, Error::BadOption(_)), "{err:?}");
-    assert!(err.to_string().contains("frame table 0 hold more than 8192 distinct"), "{err}");
+    assert!(err.to_string().contains("frame's tiles hold more than 8192 distinct"), "{err}");
     assert_eq!(PairTables::from_frame(&frame).unwrap_err(), err);
+    let err = build_pairs_per_table(&frame).unwrap_err();
+    assert!(err.to_string().contains("frame table 0 hold more than 8192 distinct"), "{err}");
     // the version-1 image of the same frame is fine
     round_trip_v1_only(&frame, &data);
 
@@ -437,13 +454,13 @@ fn too_many_distinct_pairs_is_an_error_naming_the_table() {
     let TileMode::Ans { table, .. } = frame.tile_mode(frame.num_tiles() - 1, 0).unwrap() else { panic!() };
     let TileMode::Ans { table: first, .. } = frame.tile_mode(0, 0).unwrap() else { panic!() };
     assert_ne!(table, first);
-    let err = image::build_pairs(&frame).unwrap_err();
+    let err = build_pairs_per_table(&frame).unwrap_err();
     assert!(err.to_string().contains(&format!("frame table {table} hold")), "{err}");
 
     // 90 exponents: at most 8100 distinct pairs, all of them seen: version 2 works
     let data = wide_exponents(256, 512, 90, 4);
     let fb = encode(&data, ElemType::Bf16, &[256, 512], &opts(32, 512, 1)).unwrap();
-    let [_, v2] = round_trip_frame(&fb, &data, "90 exponents");
+    let [_, v2, _] = round_trip_frame(&fb, &data, "90 exponents");
     let n = u32::from_le_bytes(v2[64..68].try_into().unwrap());
     assert!(n > 8000 && n <= 8100, "{n} pairs");
 }
@@ -468,7 +485,11 @@ fn pair_images_build_in_pieces() {
     (n / 2..n).for_each(|t| b.add_tile(&frame, t).unwrap());
     a.merge(&b);
     let tables = PairTables::new(&frame, &a).unwrap();
-    assert_eq!(tables.len(), frame.tables_in_plane(0));
+    assert_eq!(tables.len(), 1);
+    let per_table = PairTables::grouped(&frame, &a, PairGrouping::PerFrameTable).unwrap();
+    assert_eq!(per_table.len(), frame.tables_in_plane(0));
+    let tiles: Vec<_> = (0..n).map(|t| image::build_tile_pairs(&frame, t, &per_table).unwrap()).collect();
+    assert_eq!(image::assemble_pairs(&frame, &per_table, &tiles).unwrap(), build_pairs_per_table(&frame).unwrap());
     let tiles: Vec<_> = (0..n).rev().map(|t| image::build_tile_pairs(&frame, t, &tables).unwrap()).rev().collect();
     assert_eq!(image::assemble_pairs(&frame, &tables, &tiles).unwrap(), serial);
     round_trip_frame(&fb, &data, "pieces");
@@ -485,7 +506,7 @@ fn pair_images_build_in_pieces() {
     // tables with the right count but other pairs: a missing pair is an error, not a panic
     let (fb3, _) = banded_frame(100, 700, 100, &opts(32, 256, 3));
     let third = Frame::parse(&fb3).unwrap();
-    assert_eq!(third.tables_in_plane(0), tables.len());
+    assert_eq!(third.tables_in_plane(0), per_table.len());
     let t3 = PairTables::from_frame(&third).unwrap();
     let r: Result<Vec<_>, _> = (0..n).map(|t| image::build_tile_pairs(&frame, t, &t3)).collect();
     assert!(matches!(r, Err(Error::BadOption(_))));

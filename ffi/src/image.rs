@@ -35,14 +35,15 @@ pub unsafe extern "C" fn tileans_image_build(
 }
 
 /// Build the version-2 device image ("pair image", `docs/FORMAT.md` section 11.1) of a parsed
-/// BF16 or F16 frame: plane 0 is coded as pairs of neighbouring units with 13-bit pair tables
-/// made from the frame's tiles, so that a GPU lane decodes two weights per rANS step (half the
-/// steps of version 1, about the same size). Use it for GPU decoders that read version 2;
+/// BF16 or F16 frame: plane 0 is coded as pairs of neighbouring units with one 13-bit pair table
+/// made from all the frame's tiles (its 64 KiB GPU decode table fits in shared memory beside a
+/// block's word rings), so that a GPU lane decodes two weights per rANS step (half the steps of
+/// version 1, about the same size). Use it for GPU decoders that read version 2;
 /// `tileans_image_decode` decodes either version. The contract is `tileans_image_build`'s: same
-/// arguments, size query, checks and errors, plus `TILEANS_ERR_BAD_OPTION` when a frame table's
-/// tiles hold more than 8192 distinct pairs of plane-0 symbols (real weights hold far fewer;
-/// build version 1 then). Allocates while building (the image, and up to 512 KiB per frame
-/// table for counting pairs), single-threaded.
+/// arguments, size query, checks and errors, plus `TILEANS_ERR_BAD_OPTION` when the tiles hold
+/// more than 8192 distinct pairs of plane-0 symbols (real weights hold far fewer; build version
+/// 1 then). Allocates while building (the image, and up to 512 KiB per frame table for counting
+/// pairs), single-threaded.
 ///
 /// # Safety
 /// As `tileans_image_build`: `frame` must be NULL or a live handle from `tileans_frame_parse`;
