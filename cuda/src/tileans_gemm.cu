@@ -3,6 +3,8 @@
 // Link it together with cuda/src/tileans_cuda.cu (tileans_cuda_parse and the bulk decoder).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -381,10 +383,20 @@ struct GemvPlan {
 };
 
 // The launch of a pass of `mc` rows: variant, grid (one block per SM: tiles dealt round-robin, no
-// more blocks than tiles) and shared memory (LUTs staged when they fit beside the rings). A warp
-// decodes one tile at a time, latency-bound, so the time is about (tiles per warp slot, rounded up)
-// x (one tile's time): of the variants of (mc, gx), the one with the fewest such waves, the first
-// listed on a tie (more registers: a shorter tile time).
+// more blocks than tiles) and shared memory (LUTs staged when they fit beside the rings). Cost model
+// (fitted on an H100, pair and version-1 images, 32 x 512 tiles): the busiest SM takes its tiles in
+// rounds of one tile per warp; a round of w warps takes about max(w, kSaturatingWarps) tile times
+// (below ~20 busy warps a warp decodes latency-bound, above it the SM's issue rate is shared), and a
+// kernel that spills (local memory: the 64-register builds) about 6% more per tile. Measured at
+// M = 1 on pair images: 28672 x 8192 (108 tiles per SM) 205 us with 24 warps against 233 with 32;
+// 8192 x 8192 (31 per SM) 73.6 us with 32 against 81.0 with 24. Of the variants of (mc, gx), the
+// cheapest; the first listed on a tie (more registers).
+constexpr double kSaturatingWarps = 20.0;
+double gemv_cost(double tiles_per_sm, double warps, bool spills) {
+  const double full = std::floor(tiles_per_sm / warps), rest = tiles_per_sm - full * warps;
+  const double rounds = full * std::max(warps, kSaturatingWarps) + (rest > 0 ? std::max(rest, kSaturatingWarps) : 0.0);
+  return rounds * (spills ? 1.06 : 1.0);
+}
 tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPlan* pl) {
   using tileans_gemm::image::gemv_smem_bytes;
   const uint32_t gx = im->tile_cols <= 256 ? 1u : im->tile_cols <= 512 ? 2u : 0u;
@@ -394,10 +406,12 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
   }
   static bool attr_done[kNumGemvVariants] = {};
+  static bool spills[kNumGemvVariants] = {};
   static int occ_cache[kNumGemvVariants][65] = {};  // by LUT units (16 KiB): up to 16 pair tables x 4
   const uint32_t units = tileans_cuda::image::lut_units(*im);
   const GemvVariant* best = nullptr;
-  uint64_t best_waves = 0, best_slots = 0;
+  double best_cost = 0;
+  uint64_t best_slots = 0;
   uint32_t best_smem = 0;
   // TILEANS_GEMM_IMAGE_THREADS: that variant when (mc, gx) has one, else the automatic choice
   for (int forced = gemv_forced_threads() ? 1 : 0; forced >= 0 && !best; --forced)
@@ -410,8 +424,11 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
         if (smem > (uint32_t)optin) continue;
         const int vi = (int)(&v - kGemvVariants);
         if (!attr_done[vi]) {
-          if (cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess)
+          cudaFuncAttributes fa;
+          if (cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess ||
+              cudaFuncGetAttributes(&fa, v.fn) != cudaSuccess)
             return TILEANS_GEMM_ERR_CUDA;
+          spills[vi] = fa.localSizeBytes > 0;
           attr_done[vi] = true;
         }
         int& occ = occ_cache[vi][sl ? (units <= 64 ? units : 64) : 0];
@@ -420,11 +437,11 @@ tileans_gemm_status gemv_plan(const tileans_cuda_image* im, uint32_t mc, GemvPla
             occ = 1;
           cudaGetLastError();
         }
-        const uint64_t slots = (uint64_t)sms * occ * (v.threads / 32);
-        const uint64_t waves = (im->num_tiles + slots - 1) / slots;
-        if (!best || waves < best_waves) {
+        const double per_sm = std::ceil((double)im->num_tiles / sms);  // the busiest SM's tiles
+        const double cost = gemv_cost(per_sm, (double)occ * (v.threads / 32), spills[vi]);
+        if (!best || cost < best_cost) {
           best = &v;
-          best_waves = waves;
+          best_cost = cost;
           best_slots = (uint64_t)sms * occ;
           best_smem = smem;
         }
