@@ -33,9 +33,11 @@
 //                                                     parameter (tileans_cuda_image_decode_async)
 //
 // ELEM is the image's element type code: 1 (BF16) or 2 (F16); the batch kernel also takes 0 (the
-// type of each job, for a batch that mixes them). LUTs are the frame decoder's
-// (tileans_cuda.h: 4096 u32 per table, (freq-1) << 20 | (slot-cum) << 8 | symbol), built from the
-// image's table area with tileans_cuda::build_lut_block (C: tileans_cuda_image_build_luts_async).
+// type of each job, for a batch that mixes them). A version-1 image's LUTs are the frame
+// decoder's (tileans_cuda.h: 4096 u32 per table, (freq-1) << 20 | (slot-cum) << 8 | symbol),
+// built from the image's table area with tileans_cuda::build_lut_block; a pair image's (version 2,
+// FORMAT.md 11.1) are 2^scale_bits u64 per table (build_pair_lut_block). C:
+// tileans_cuda_image_build_luts_async builds either; tileans_cuda_image_workspace_size sizes them.
 // A warp needs kRingBytes (2 KiB) of shared memory for the lanes' word rings and, for the fast
 // path, the LUTs in shared memory (SmemLuts); GlobalLuts reads them through L1 instead.
 //
