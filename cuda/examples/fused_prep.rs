@@ -50,8 +50,11 @@ const MLP: [(&str, &str); 3] = [
     ("mlp.down_proj.weight", "encoder.layer.0.output.dense.weight"),
 ];
 
+#[path = "support/parallel_images.rs"]
+mod parallel_images;
 #[path = "support/safetensors.rs"]
 mod safetensors;
+use parallel_images::{image_parallel, pairs_parallel, threads};
 use safetensors::read_safetensors;
 
 /// The default options, with `FUSEDPREP_TC` (if set and not empty) as the tile columns.
@@ -61,10 +64,6 @@ fn options() -> Res<EncodeOptions> {
         o.tile_cols = tc.parse().map_err(|e| format!("FUSEDPREP_TC={tc}: {e}"))?;
     }
     Ok(o)
-}
-
-fn threads() -> u64 {
-    std::thread::available_parallelism().map(|x| x.get()).unwrap_or(2) as u64
 }
 
 /// Encode a BF16 matrix with the tiles spread over the machine's threads.
@@ -85,45 +84,6 @@ fn encode_mt(data: &[u8], shape: &[u64]) -> Res<Vec<u8>> {
     Ok(enc.finish(&tiles)?)
 }
 
-/// `f(range)` over the tiles `0..n`, in one range per thread of the machine, in range order.
-fn par_ranges<T: Send>(
-    n: u64,
-    f: impl Fn(std::ops::Range<u64>) -> Result<T, tileans::Error> + Sync,
-) -> Result<Vec<T>, tileans::Error> {
-    let th = threads();
-    std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..th)
-            .map(|i| {
-                let f = &f;
-                sc.spawn(move || f(n * i / th..n * (i + 1) / th))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("image thread")).collect()
-    })
-}
-
-/// `image::build` with the tiles spread over the machine's threads.
-fn image_mt(f: &Frame) -> Res<Vec<u8>> {
-    let parts = par_ranges(f.num_tiles(), |r| r.map(|t| image::build_tile(f, t)).collect::<Result<Vec<_>, _>>())?;
-    Ok(image::assemble(f, &parts.concat())?)
-}
-
-/// `image::build_pairs` with the pair counts and then the tiles spread over the machine's threads.
-fn pairs_mt(f: &Frame) -> Result<Vec<u8>, tileans::Error> {
-    let counts = par_ranges(f.num_tiles(), |r| {
-        let mut c = image::PairCounts::new();
-        r.into_iter().try_for_each(|t| c.add_tile(f, t))?;
-        Ok(c)
-    })?;
-    let mut all = image::PairCounts::new();
-    counts.iter().for_each(|c| all.merge(c));
-    let tables = image::PairTables::new(f, &all)?;
-    let parts = par_ranges(f.num_tiles(), |r| {
-        r.map(|t| image::build_tile_pairs(f, t, &tables)).collect::<Result<Vec<_>, _>>()
-    })?;
-    image::assemble_pairs(f, &tables, &parts.concat())
-}
-
 /// Write DIR/w_N_K.bf16, .tans, .tai and .tap; returns the frame.
 fn write_matrix(dir: &Path, n: usize, k: usize, raw: &[u8], what: &str) -> Res<Vec<u8>> {
     let base = dir.join(format!("w_{n}_{k}"));
@@ -134,13 +94,13 @@ fn write_matrix(dir: &Path, n: usize, k: usize, raw: &[u8], what: &str) -> Res<V
     fs::write(base.with_extension("tans"), &frame)?;
     let t0 = Instant::now();
     let f = Frame::parse(&frame)?;
-    let img = image_mt(&f)?;
+    let img = image_parallel(&f)?;
     let ti = t0.elapsed().as_secs_f64();
     fs::write(base.with_extension("tai"), &img)?;
     let t0 = Instant::now();
     // A frame table whose tiles hold more than 8192 distinct exponent pairs (random exponents,
     // e.g. `special` with 1024-wide tiles) has no pair image: say so, and go on without it.
-    let pairs = match pairs_mt(&f) {
+    let pairs = match pairs_parallel(&f) {
         Err(tileans::Error::BadOption(why)) => {
             eprintln!("{what} {n}x{k}: no w_{n}_{k}.tap: {why}");
             let _ = fs::remove_file(base.with_extension("tap"));

@@ -34,8 +34,11 @@ use tileans::{encode, ElemType, EncodeOptions, Frame};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+#[path = "support/parallel_images.rs"]
+mod parallel_images;
 #[path = "support/safetensors.rs"]
 mod safetensors;
+use parallel_images::{image_parallel, pairs_parallel};
 use safetensors::Tensor;
 
 /// The tensors of a safetensors file by name.
@@ -643,45 +646,6 @@ fn bench_prep(input: &Path, dir: &Path, geoms: &[String]) -> Res<()> {
         }
     }
     Ok(())
-}
-
-/// `f(range)` over the tiles `0..n`, in one range per thread of the machine, in range order.
-fn par_ranges<T: Send>(
-    n: u64,
-    f: impl Fn(std::ops::Range<u64>) -> Result<T, tileans::Error> + Sync,
-) -> Result<Vec<T>, tileans::Error> {
-    let threads = std::thread::available_parallelism().map(|x| x.get()).unwrap_or(2) as u64;
-    std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..threads)
-            .map(|i| {
-                let f = &f;
-                sc.spawn(move || f(n * i / threads..n * (i + 1) / threads))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().expect("image thread")).collect()
-    })
-}
-
-/// `image::build` with the tiles spread over the machine's threads.
-fn image_parallel(f: &Frame) -> Res<Vec<u8>> {
-    let parts = par_ranges(f.num_tiles(), |r| r.map(|t| image::build_tile(f, t)).collect::<Result<Vec<_>, _>>())?;
-    Ok(image::assemble(f, &parts.concat())?)
-}
-
-/// `image::build_pairs` with the pair counts and then the tiles spread over the machine's threads.
-fn pairs_parallel(f: &Frame) -> Res<Vec<u8>> {
-    let counts = par_ranges(f.num_tiles(), |r| {
-        let mut c = image::PairCounts::new();
-        r.into_iter().try_for_each(|t| c.add_tile(f, t))?;
-        Ok(c)
-    })?;
-    let mut all = image::PairCounts::new();
-    counts.iter().for_each(|c| all.merge(c));
-    let tables = image::PairTables::new(f, &all)?;
-    let parts = par_ranges(f.num_tiles(), |r| {
-        r.map(|t| image::build_tile_pairs(f, t, &tables)).collect::<Result<Vec<_>, _>>()
-    })?;
-    Ok(image::assemble_pairs(f, &tables, &parts.concat())?)
 }
 
 fn main() -> Res<()> {
