@@ -625,24 +625,20 @@ fn bench_prep(input: &Path, dir: &Path, geoms: &[String]) -> Res<()> {
         );
         fs::write(dir.join(format!("{g}.tan")), &frame)?;
         if matches!(back.elem_type(), ElemType::Bf16 | ElemType::F16) {
-            let t0 = std::time::Instant::now();
-            let img = image_parallel(&back)?;
-            eprintln!(
-                "{g}: device image {} bytes, {:.4} bits/weight, built in {:.2}s",
-                img.len(),
-                img.len() as f64 * 8.0 / back.elements() as f64,
-                t0.elapsed().as_secs_f64()
-            );
-            fs::write(dir.join(format!("{g}.tai")), &img)?;
-            let t0 = std::time::Instant::now();
-            let pairs = pairs_parallel(&back)?;
-            eprintln!(
-                "{g}: version-2 pair image {} bytes, {:.4} bits/weight, built in {:.2}s",
-                pairs.len(),
-                pairs.len() as f64 * 8.0 / back.elements() as f64,
-                t0.elapsed().as_secs_f64()
-            );
-            fs::write(dir.join(format!("{g}.tap")), &pairs)?;
+            type Build = fn(&Frame) -> Result<Vec<u8>, tileans::Error>;
+            let builds: [(&str, &str, Build); 2] =
+                [("tai", "device image", image_parallel), ("tap", "version-2 pair image", pairs_parallel)];
+            for (ext, what, build) in builds {
+                let t0 = std::time::Instant::now();
+                let img = build(&back)?;
+                eprintln!(
+                    "{g}: {what} {} bytes, {:.4} bits/weight, built in {:.2}s",
+                    img.len(),
+                    img.len() as f64 * 8.0 / back.elements() as f64,
+                    t0.elapsed().as_secs_f64()
+                );
+                fs::write(dir.join(format!("{g}.{ext}")), &img)?;
+            }
         }
     }
     Ok(())
