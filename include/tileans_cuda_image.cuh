@@ -503,14 +503,9 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
   const u32 qmul = 1u << (32 - scale_bits);  // x >> scale_bits as a high multiply
   const u32 G = tl.G, nch = tl.rows * G;     // chunks per lane
   const uint8_t* raw = rec + tl.rec_len - (u64)kChunkCols * nch + kChunk * lane;  // plane 1, chunk k at 256 k
-  // plane-1 bytes of the next two chunks, loaded a pair ahead, unconditionally (past the last chunk
-  // they re-read it) and before the pair's ring refill. Loaded conditionally after the refill, ptxas
-  // sank them to the end of the pair and copied them into the loop-carried registers there, the
-  // copy waiting for the load: a quarter of all stall samples of the pair-image GEMV (Nsight
-  // Compute, source counters, 8192 x 8192 on an H100).
-  const u32 last = nch - 1;
-  auto raw_at = [&](u32 c) { return ld8<STREAM>(raw + (u64)kChunkCols * (c < last ? c : last)); };
-  uint2 ra = raw_at(0), rb = raw_at(1);
+  // plane-1 bytes of the next two chunks, loaded a pair ahead
+  uint2 ra = ld8<STREAM>(raw), rb = make_uint2(0, 0);
+  if (nch > 1) rb = ld8<STREAM>(raw + kChunkCols);
   u32 k = 0;  // chunks done (lane order: row-major over (j, g))
   // one chunk's units: 8 steps, or 4 pair steps
   auto chunk = [&](uint2 r) {
@@ -526,19 +521,19 @@ __device__ __forceinline__ u32 decode_ans(const Tile& tl, Lut lut, u32 scale_bit
   };
   // two chunks (at most 16 steps) per ring refill, as in the prototype
   auto two = [&](u32 ja, u32 ga, u32 jb, u32 gb) {
-    const uint2 r0 = ra, r1 = rb;
-    ra = raw_at(k + 2);  // before the refill's warp vote, which ptxas does not move them past
-    rb = raw_at(k + 3);
     wr.refill();
+    const uint2 r0 = ra, r1 = rb;
+    if (k + 2 < nch) ra = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
+    if (k + 3 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 3));
     sink(ja, ga, chunk(r0));
     sink(jb, gb, chunk(r1));
     k += 2;
   };
   auto one = [&](u32 j, u32 g) {
+    wr.refill();
     const uint2 r0 = ra;
     ra = rb;
-    rb = raw_at(k + 2);
-    wr.refill();
+    if (k + 2 < nch) rb = ld8<STREAM>(raw + (u64)kChunkCols * (k + 2));
     sink(j, g, chunk(r0));
     ++k;
   };
