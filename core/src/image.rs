@@ -402,8 +402,7 @@ impl<'a> Image<'a> {
                         for col in (col0..col0 + CHUNK).step_by(2) {
                             let slot = lane.x & mask;
                             let (i, cum) = cums.find_pair(n, slot);
-                            let at = table::pair_stored_len(i);
-                            let (key, freq) = (rd16(stored, at), u32::from(rd16(stored, at + 2)) + 1);
+                            let (key, freq) = table::pair_entry(stored, i);
                             lane.x = freq * (lane.x >> sb) + slot - cum;
                             lane.renormalise()?;
                             put(j, col, (key >> 8) as u8);
@@ -531,9 +530,13 @@ mod build {
     }
 
     /// The symbol padding units take: the table's most frequent (the lowest of equals).
-    fn pad_symbol(frame: &Frame, tid: u8) -> u8 {
-        let freqs = table::frequencies(frame.table_bytes(0, tid));
+    fn most_frequent(freqs: &[u32; 256]) -> u8 {
         (0..256).max_by_key(|&s| (freqs[s], core::cmp::Reverse(s))).unwrap_or(0) as u8
+    }
+
+    /// [`most_frequent`] of frame table `tid`.
+    fn pad_symbol(frame: &Frame, tid: u8) -> u8 {
+        most_frequent(&table::frequencies(frame.table_bytes(0, tid)))
     }
 
     /// A tile's geometry in the image and its plane-0 symbols as the frame decodes them (tile
@@ -657,7 +660,7 @@ mod build {
         tile_record(frame, t, IMAGE_VERSION, |p, tid, block1| {
             let freqs = table::frequencies(frame.table_bytes(0, tid));
             let enc = enc_table(&freqs, frame.scale_bits());
-            let pad = pad_symbol(frame, tid);
+            let pad = most_frequent(&freqs);
             let codes = |l, out: &mut Vec<u16>| {
                 out.extend(p.lane_symbols(l, pad).map(u16::from));
                 Ok(())

@@ -35,14 +35,18 @@ pub(crate) fn frequencies(bytes: &[u8]) -> [u32; 256] {
     f
 }
 
-fn rd16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
 /// Bytes of a stored pair table (version-2 device images, `docs/FORMAT.md` 11.1) of `n` entries:
 /// a u32 `n`, then `n` entries `u16 key, u16 freq - 1`.
 pub(crate) const fn pair_stored_len(n: usize) -> usize {
     4 + 4 * n
+}
+
+/// Entry `i` of a stored pair table (`stored` at its u32 `n`): its key and frequency.
+#[inline]
+pub(crate) fn pair_entry(stored: &[u8], i: usize) -> (u16, u32) {
+    let at = pair_stored_len(i);
+    let e = &stored[at..at + 4];
+    (u16::from_le_bytes([e[0], e[1]]), u32::from(u16::from_le_bytes([e[2], e[3]])) + 1)
 }
 
 /// Validate the pair table at the start of `bytes`: `1 <= n <= 2^scale_bits` entries, keys
@@ -54,10 +58,10 @@ pub(crate) fn validate_pairs(bytes: &[u8], scale_bits: u8) -> Option<usize> {
         return None;
     }
     let len = pair_stored_len(n as usize);
-    let entries = bytes.get(4..len)?;
+    let stored = bytes.get(..len)?;
     // n <= 2^13 entries of at most 2^16: the sum fits a u32
-    let total: u32 = entries.chunks_exact(4).map(|e| u32::from(rd16(e, 2)) + 1).sum();
-    let sorted = entries.chunks_exact(4).zip(entries.chunks_exact(4).skip(1)).all(|(a, b)| rd16(a, 0) < rd16(b, 0));
+    let total: u32 = (0..n as usize).map(|i| pair_entry(stored, i).1).sum();
+    let sorted = (1..n as usize).all(|i| pair_entry(stored, i - 1).0 < pair_entry(stored, i).0);
     (sorted && total == m).then_some(len)
 }
 
@@ -122,7 +126,7 @@ impl DecodeTable {
         for i in 0..n {
             let half = 16 * (i as u32 & 1);
             self.lut[i / 2] = self.lut[i / 2] & !(0xFFFF << half) | cum << half;
-            cum += u32::from(rd16(stored, pair_stored_len(i) + 2)) + 1;
+            cum += pair_entry(stored, i).1;
         }
         n
     }
