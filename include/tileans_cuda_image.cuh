@@ -91,9 +91,13 @@ __host__ __device__ constexpr u32 pair_lut_units(u32 scale_bits) { return scale_
 __host__ __device__ constexpr u32 pair_lut_bytes(u32 scale_bits) {
   return pair_lut_units(scale_bits) * (u32)TILEANS_CUDA_LUT_BYTES;
 }
-// 16 KiB units of all of an image's LUTs (what a block stages, what the workspace holds).
+// Bytes of one of an image's LUTs, and 16 KiB units of all of them (what a block stages, what the
+// workspace holds).
+__host__ __device__ inline u32 lut_bytes(const tileans_cuda_image& im) {
+  return im.version == 2 ? pair_lut_bytes(im.scale_bits) : (u32)TILEANS_CUDA_LUT_BYTES;
+}
 __host__ __device__ inline u32 lut_units(const tileans_cuda_image& im) {
-  return im.version == 2 ? im.n_tables * pair_lut_units(im.scale_bits) : im.n_tables;
+  return im.n_tables * (lut_bytes(im) / (u32)TILEANS_CUDA_LUT_BYTES);
 }
 
 __device__ __forceinline__ u64 ld_u64(const uint8_t* p) {

@@ -194,16 +194,21 @@ bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 
 // LUT i from the stored table at d_src + table_at[i] (reads stay below src_len), for frames and
 // device images alike: one launch, one block per table.
-tileans_cuda_status launch_lut_tasks(const void* d_src, uint64_t src_len, const uint32_t* table_at, unsigned count,
-                                     unsigned scale_bits, uint32_t* d_luts, cudaStream_t stream) {
-  if (!count) return TILEANS_CUDA_OK;
+// The LUT kernels' task table: `count` stored tables at table_at[i].
+tileans_cuda_lut_tasks lut_tasks(const uint32_t* table_at, unsigned count, unsigned scale_bits) {
   tileans_cuda_lut_tasks tasks;
   std::memset(&tasks, 0, sizeof(tasks));
   for (unsigned i = 0; i < count; ++i) tasks.table_at[i] = table_at[i];
   tasks.count = count;
   tasks.scale_bits = scale_bits;
-  tileans_cuda_build_luts_kernel<<<count, 256, 0, stream>>>(static_cast<const unsigned char*>(d_src), src_len, tasks,
-                                                            d_luts);
+  return tasks;
+}
+
+tileans_cuda_status launch_lut_tasks(const void* d_src, uint64_t src_len, const uint32_t* table_at, unsigned count,
+                                     unsigned scale_bits, uint32_t* d_luts, cudaStream_t stream) {
+  if (!count) return TILEANS_CUDA_OK;
+  tileans_cuda_build_luts_kernel<<<count, 256, 0, stream>>>(static_cast<const unsigned char*>(d_src), src_len,
+                                                            lut_tasks(table_at, count, scale_bits), d_luts);
   return cudaPeekAtLastError() == cudaSuccess ? TILEANS_CUDA_OK : TILEANS_CUDA_ERR_CUDA;
 }
 
@@ -329,11 +334,7 @@ tileans_cuda_status launch_image_luts(const tileans_cuda_image* im, const uint8_
   if (im->version != 2)
     return launch_lut_tasks(d_image, im->index_at, im->table_at, im->n_tables, im->scale_bits, d_luts, stream);
   if (!im->n_tables) return TILEANS_CUDA_OK;
-  tileans_cuda_lut_tasks tasks;
-  std::memset(&tasks, 0, sizeof(tasks));
-  for (unsigned i = 0; i < im->n_tables && i < 16; ++i) tasks.table_at[i] = im->table_at[i];
-  tasks.count = im->n_tables;
-  tasks.scale_bits = im->scale_bits;
+  const tileans_cuda_lut_tasks tasks = lut_tasks(im->table_at, im->n_tables, im->scale_bits);  // n_tables <= 16
   uint2* out = reinterpret_cast<uint2*>(d_luts);
   if (im->elem_type == 2)
     tileans_cuda::image::pair_luts_kernel<2><<<im->n_tables, 256, 0, stream>>>(d_image, im->index_at, tasks, out);

@@ -299,39 +299,24 @@ tileans_gemm_status tileans_gemm_bf16_async(const tileans_cuda_frame* f, const v
 // ------------------------------------------------------------------------------------------------
 #include "tileans_gemm_image.cuh"
 
+// The kernels, (MC, GX, SMEM, threads) per image version V: X(MC, GX, SMEM, threads, V) for each.
+// The global-LUT kernels (SMEM 0, images of more tables than fit in shared memory) hold the LUT
+// pointer too, and some need fewer threads. 1024 threads, M = 1, 512-wide tiles: 56 (v1) / 64 (v2)
+// bytes of spill, stored and reloaded once per tile (the decoder's end-of-tile values), none in
+// the decode loop. One kernel per image version: a kernel of both would carry the registers of both decoders
+// (ptxas: up to 136 bytes of spill in the 32-warp M = 1 kernel).
+#define TILEANS_GEMV_LIST(X, V)                                                                             \
+  X(1, 2, 1, 768, V) X(1, 2, 1, 1024, V) X(1, 2, 0, 768, V) X(1, 1, 1, 1024, V) X(1, 1, 0, 768, V)         \
+  X(1, 0, 1, 1024, V) X(1, 0, 0, 768, V) X(2, 2, 1, 640, V) X(2, 2, 0, 640, V) X(2, 1, 1, 768, V)          \
+  X(2, 1, 0, 768, V) X(2, 0, 1, 768, V) X(2, 0, 0, 768, V) X(4, 2, 1, 512, V) X(4, 2, 0, 512, V)           \
+  X(4, 1, 1, 640, V) X(4, 1, 0, 640, V) X(4, 0, 1, 640, V) X(4, 0, 0, 640, V)
 #define TILEANS_GEMV_KERNEL(MC, GX, S, T, V)                                                                \
   extern "C" __global__ void __launch_bounds__(T, 1)                                                          \
       tileans_gemv_m##MC##_x##GX##_s##S##_t##T##_v##V(const __grid_constant__ tileans_gemm::image::Params p) { \
     tileans_gemm::image::gemv_body<MC, GX, S != 0, false, V>(p);                                              \
   }
-// (MC, GX, SMEM, threads, image version): the global-LUT kernels (SMEM 0, images of more tables
-// than fit in shared memory) hold the LUT pointer too, and some need fewer threads. One kernel per
-// image version: a kernel of both would carry the registers of both decoders (ptxas: up to 136
-// bytes of spill in the 32-warp M = 1 kernel).
-#define TILEANS_GEMV_KERNELS(V)                                                                      \
-  TILEANS_GEMV_KERNEL(1, 2, 1, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(1, 2, 1, 1024, V) /* 32 warps: v1 48 bytes of spill, stored and reloaded once \
-                                           per tile (the decoder's end-of-tile values), none in the \
-                                           decode loop */                                           \
-  TILEANS_GEMV_KERNEL(1, 2, 0, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(1, 1, 1, 1024, V)                                                              \
-  TILEANS_GEMV_KERNEL(1, 1, 0, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(1, 0, 1, 1024, V)                                                              \
-  TILEANS_GEMV_KERNEL(1, 0, 0, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 2, 1, 640, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 2, 0, 640, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 1, 1, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 1, 0, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 0, 1, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(2, 0, 0, 768, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 2, 1, 512, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 2, 0, 512, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 1, 1, 640, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 1, 0, 640, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 0, 1, 640, V)                                                               \
-  TILEANS_GEMV_KERNEL(4, 0, 0, 640, V)
-TILEANS_GEMV_KERNELS(1)
-TILEANS_GEMV_KERNELS(2)
+TILEANS_GEMV_LIST(TILEANS_GEMV_KERNEL, 1)
+TILEANS_GEMV_LIST(TILEANS_GEMV_KERNEL, 2)
 
 extern "C" __global__ void __launch_bounds__(256)
     tileans_gemv_finish_kernel(const __grid_constant__ tileans_gemm::image::FinishParams p) {
@@ -346,16 +331,8 @@ struct GemvVariant {
   uint32_t mc, gx, smem_luts, threads, version;
   GemvFn fn;
 };
-#define TILEANS_GEMV_V(MC, GX, S, T, V) {MC, GX, S, T, V, tileans_gemv_m##MC##_x##GX##_s##S##_t##T##_v##V}
-#define TILEANS_GEMV_VS(V)                                                                                    \
-  TILEANS_GEMV_V(1, 2, 1, 768, V), TILEANS_GEMV_V(1, 2, 1, 1024, V), TILEANS_GEMV_V(1, 2, 0, 768, V),        \
-      TILEANS_GEMV_V(1, 1, 1, 1024, V), TILEANS_GEMV_V(1, 1, 0, 768, V), TILEANS_GEMV_V(1, 0, 1, 1024, V),   \
-      TILEANS_GEMV_V(1, 0, 0, 768, V), TILEANS_GEMV_V(2, 2, 1, 640, V), TILEANS_GEMV_V(2, 2, 0, 640, V),     \
-      TILEANS_GEMV_V(2, 1, 1, 768, V), TILEANS_GEMV_V(2, 1, 0, 768, V), TILEANS_GEMV_V(2, 0, 1, 768, V),     \
-      TILEANS_GEMV_V(2, 0, 0, 768, V), TILEANS_GEMV_V(4, 2, 1, 512, V), TILEANS_GEMV_V(4, 2, 0, 512, V),     \
-      TILEANS_GEMV_V(4, 1, 1, 640, V), TILEANS_GEMV_V(4, 1, 0, 640, V), TILEANS_GEMV_V(4, 0, 1, 640, V),     \
-      TILEANS_GEMV_V(4, 0, 0, 640, V)
-const GemvVariant kGemvVariants[] = {TILEANS_GEMV_VS(1), TILEANS_GEMV_VS(2)};
+#define TILEANS_GEMV_V(MC, GX, S, T, V) {MC, GX, S, T, V, tileans_gemv_m##MC##_x##GX##_s##S##_t##T##_v##V},
+const GemvVariant kGemvVariants[] = {TILEANS_GEMV_LIST(TILEANS_GEMV_V, 1) TILEANS_GEMV_LIST(TILEANS_GEMV_V, 2)};
 constexpr int kNumGemvVariants = sizeof(kGemvVariants) / sizeof(kGemvVariants[0]);
 
 int gemv_forced_threads() {

@@ -459,10 +459,6 @@ static bool path_fits(uint32_t kmax, ImagePath p) {
   return c.smem <= (size_t)device_smem_optin() && (!c.smem_luts || kmax <= c.cap);
 }
 static bool path_fits(const tileans_cuda_image& im, ImagePath p) { return path_fits(tileans_cuda::image::lut_units(im), p); }
-// Bytes of one LUT of the image (16 KiB, or a pair LUT) and of all of them.
-static size_t lut_bytes(const tileans_cuda_image& im) {
-  return im.version == 2 ? tileans_cuda::image::pair_lut_bytes(im.scale_bits) : TILEANS_CUDA_LUT_BYTES;
-}
 
 // Decode `l` on the device with path p into out (poisoned first, 16 guard bytes after the tensor)
 // and statuses into st. Returns the call's status.
@@ -507,7 +503,7 @@ __global__ void engine_image_tile_kernel(const __grid_constant__ tileans_cuda_im
                                          unsigned int* status) {
   extern __shared__ __align__(16) unsigned char sm[];
   using namespace tileans_cuda;
-  const u32 lut_len = im.version == 2 ? image::pair_lut_bytes(im.scale_bits) : (u32)TILEANS_CUDA_LUT_BYTES;
+  const u32 lut_len = image::lut_bytes(im);
   uint8_t* ring = sm + lut_len;
   uint8_t* tile_s = ring + image::kRingBytes;
   const image::Tile tl = image::tile_at(im, img, t);
@@ -606,7 +602,7 @@ static void test_image(const Case& c) {
     const tileans_cuda_status s = tileans_cuda_image_build_luts_async(&im, img.p, luts.p, 0);
     for (uint64_t t : {uint64_t(0), im.num_tiles - 1}) {
       const std::vector<uint8_t> wt = expected_tile(want, im, t);
-      const size_t smem = lut_bytes(im) + tileans_cuda::image::kRingBytes + ((wt.size() + 15) & ~size_t(15));
+      const size_t smem = tileans_cuda::image::lut_bytes(im) + tileans_cuda::image::kRingBytes + ((wt.size() + 15) & ~size_t(15));
       if (smem > (size_t)device_smem_optin()) continue;
       auto k = im.elem_type == 1 ? engine_image_tile_kernel<1> : engine_image_tile_kernel<2>;
       CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, device_smem_optin()));
